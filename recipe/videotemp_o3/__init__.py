@@ -1,0 +1,1 @@
+"""VideoTemp-o3 recipe for verl: agent protocol, agent loop, configs."""
