@@ -1,0 +1,119 @@
+"""Turn whatever the user points eval at into a Hugging Face model directory.
+
+Accepted:
+- a Hugging Face model directory (``config.json`` + weights) or a hub id (``Qwen/Qwen2.5-VL-7B-Instruct``);
+- a verl training checkpoint: the trainer's ``default_local_dir`` (``latest_checkpointed_iteration.txt`` +
+  ``global_step_N/``), one ``global_step_N/`` directory, or its ``actor/`` directory
+  (``model_world_size_W_rank_R.pt`` shards + ``fsdp_config.json`` + ``huggingface/``).
+
+FSDP shards are merged with verl's own model merger into a cache directory once; later runs reuse it
+while the shards are unchanged. The merge writes to a temporary directory renamed into place, so an
+interrupted merge never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+_WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.safetensors.index.json")
+_SHARD_RE = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """The path is neither a HF model nor a verl checkpoint this module can merge."""
+
+
+def is_hf_model_dir(path: Path) -> bool:
+    return (path / "config.json").is_file() and any(any(path.glob(p)) for p in _WEIGHT_PATTERNS)
+
+
+def find_actor_dir(path: Path) -> Path | None:
+    """The FSDP ``actor/`` directory of a verl checkpoint under ``path``, latest step first."""
+    if any(_SHARD_RE.search(p.name) for p in path.glob("model_world_size_*_rank_*.pt")):
+        return path
+    if (path / "actor").is_dir():
+        return find_actor_dir(path / "actor")
+    tracker = path / "latest_checkpointed_iteration.txt"
+    if tracker.is_file():
+        step_dir = path / f"global_step_{int(tracker.read_text().strip())}"
+        if step_dir.is_dir():
+            return find_actor_dir(step_dir)
+    steps = sorted(
+        (p for p in path.glob("global_step_*") if p.is_dir() and p.name.split("_")[-1].isdigit()),
+        key=lambda p: int(p.name.split("_")[-1]),
+    )
+    return find_actor_dir(steps[-1]) if steps else None
+
+
+def _fingerprint(actor_dir: Path) -> str:
+    digest = hashlib.sha256(str(actor_dir.resolve()).encode())
+    for shard in sorted(actor_dir.glob("model_world_size_*_rank_*.pt")):
+        stat = shard.stat()
+        digest.update(f"{shard.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("VIDEOTEMP_CACHE", Path.home() / ".cache" / "videotemp_o3")) / "merged"
+
+
+def merge_fsdp_checkpoint(actor_dir: Path, target_dir: Path) -> Path:
+    """Merge FSDP shards of ``actor_dir`` into a HF directory ``target_dir`` with verl's merger."""
+    from verl.model_merger.base_model_merger import ModelMergerConfig
+    from verl.model_merger.fsdp_model_merger import FSDPModelMerger
+
+    if not (actor_dir / "huggingface" / "config.json").is_file():
+        raise CheckpointError(f"{actor_dir}: no huggingface/config.json next to the shards (saved by verl's checkpoint manager)")
+    if not (actor_dir / "fsdp_config.json").is_file():
+        raise CheckpointError(f"{actor_dir}: no fsdp_config.json (needed to know the world size of the shards)")
+    tmp = target_dir.with_name(target_dir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = ModelMergerConfig(
+        operation="merge",
+        backend="fsdp",
+        local_dir=str(actor_dir),
+        hf_model_config_path=str(actor_dir / "huggingface"),
+        target_dir=str(tmp),
+    )
+    merger = FSDPModelMerger(config)
+    merger.merge_and_save()
+    merger.cleanup()
+    # files of the original HF dir the merger does not write (chat template, generation config ...)
+    for extra in (actor_dir / "huggingface").iterdir():
+        if extra.is_file() and not (tmp / extra.name).exists():
+            shutil.copy2(extra, tmp / extra.name)
+    if target_dir.exists():
+        shutil.rmtree(target_dir)
+    tmp.replace(target_dir)
+    return target_dir
+
+
+def resolve_model(model: str | os.PathLike, cache_dir: Path | None = None) -> str:
+    """Return a path or hub id that ``from_pretrained`` and vLLM can load for ``model``."""
+    path = Path(model).expanduser()
+    if not path.exists():
+        if re.fullmatch(r"[\w.-]+/[\w.-]+", str(model)):
+            return str(model)  # a hub id
+        raise CheckpointError(f"{model}: no such directory, and not a hub id of the form ORG/NAME")
+    if path.is_dir() and is_hf_model_dir(path):
+        return str(path)
+    actor_dir = find_actor_dir(path) if path.is_dir() else None
+    if actor_dir is None:
+        raise CheckpointError(
+            f"{path}: not a Hugging Face model directory (config.json + weights) nor a verl checkpoint "
+            "(global_step_N/actor/model_world_size_W_rank_R.pt)"
+        )
+    hf_full = actor_dir / "huggingface"
+    if is_hf_model_dir(hf_full):  # saved with checkpoint.save_contents including hf_model
+        return str(hf_full)
+    target = (cache_dir or default_cache_dir()) / _fingerprint(actor_dir)
+    if not is_hf_model_dir(target):
+        print(f"[checkpoint] merging FSDP shards of {actor_dir} into {target}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        merge_fsdp_checkpoint(actor_dir, target)
+    return str(target)
