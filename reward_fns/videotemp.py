@@ -1,0 +1,231 @@
+"""VideoTemp-o3 reward for verl: accuracy + penalty-aware IoU + format (REWARDS.md).
+
+verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)``
+once per trajectory (``reward.custom_reward_function.path=pkg://reward_fns.videotemp``). The
+returned dict always has the same float keys (``REWARD_KEYS``); verl stores all of them as
+``reward_extra_info`` and uses ``score`` as the scalar reward.
+
+Turns come from ``extra_info["turn_texts"]`` when the agent loop provides them, otherwise from the
+decoded response split with ``protocol.split_assistant_turns``. Both give the same scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recipe.videotemp_o3 import protocol
+from reward_fns.answer_parsing import (
+    answer_segments,
+    final_answer,
+    first_letter,
+    last_tool_ranges,
+    tool_call_turns,
+)
+from reward_fns.segments import DEFAULT_IOU_HIGH, DEFAULT_IOU_LOW, Segment, normalise_iou, segment_score
+
+logger = logging.getLogger(__name__)
+
+REWARD_KEYS: tuple[str, ...] = (
+    "score",  # weighted sum of acc, iou and format
+    "acc",  # qa: letter match; grounding: normalised segment score of the answer
+    "iou",  # penalty-aware IoU of the last tool call (qa with acc == 1 only; may be -penalty)
+    "format",  # 1 iff every assistant turn has one of the two strict shapes
+    "tool_iou",  # raw segment score of the last tool call against the evidence (0 without a call)
+    "penalised",  # 1 when the IoU penalty was applied
+    "n_tool_calls",  # assistant turns that called the tool
+    "n_clips",  # clips cut over the whole trajectory
+    "answered",  # 1 when the last turn gave an answer
+    "n_turns",  # assistant turns
+    "called_tool",  # 1 when at least one tool call was made
+    "is_qa",
+    "is_grounding",
+)
+
+# Special-token strings the loop's turn texts may still end with; the decoded solution_str never has them.
+_TRAILING_SPECIAL_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+_error_logged = False
+
+
+@dataclass(frozen=True)
+class RewardSettings:
+    """Weights and thresholds of the reward (``reward.custom_reward_function.reward_kwargs``)."""
+
+    acc_weight: float = 1.0
+    iou_weight: float = 1.0
+    format_weight: float = 1.0
+    sigma: float = 0.1  # normalised tool score below this is penalised
+    penalty: float = 0.1  # lambda subtracted when penalised
+    iou_low: float = DEFAULT_IOU_LOW
+    iou_high: float = DEFAULT_IOU_HIGH
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RewardSettings:
+        """Take the known keys from verl's kwargs (others, such as ``reward_router_address``, are ignored)."""
+        values = {name: float(kwargs[name]) for name in cls.__dataclass_fields__ if kwargs.get(name) is not None}
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A sample's reference: data type, answer text and segments in seconds."""
+
+    data_type: str  # "qa" or "grounding"
+    answer: str
+    timestamps: list[Segment]
+
+
+def _to_plain(value: Any) -> Any:
+    """numpy arrays / scalars (as parquet returns them) to Python lists / scalars."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def parse_timestamps(value: Any) -> list[Segment]:
+    """``[[s, e], ...]`` (lists, tuples or numpy arrays) or one flat ``[s, e]`` to float pairs."""
+    value = _to_plain(value)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    items = [_to_plain(item) for item in value]
+    if len(items) == 2 and all(isinstance(x, (int, float)) for x in items):
+        items = [items]
+    segments: list[Segment] = []
+    for item in items:
+        start, end = item
+        segments.append((float(start), float(end)))
+    return segments
+
+
+def parse_ground_truth(ground_truth: Any) -> GroundTruth:
+    """Read the reward_model ground truth: a dict, its JSON text, or a bare answer string (qa)."""
+    value = ground_truth
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("{") else {"data_type": "qa", "answer": text}
+        except ValueError:
+            value = {"data_type": "qa", "answer": text}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"ground_truth must be a dict or its JSON text, got {type(ground_truth).__name__}")
+    answer = str(_to_plain(value.get("answer")) or "")
+    timestamps = parse_timestamps(value.get("timestamps"))
+    data_type = str(_to_plain(value.get("data_type")) or "").strip().lower()
+    if data_type not in ("qa", "grounding"):
+        raise ValueError(f"ground_truth.data_type must be 'qa' or 'grounding', got {data_type!r}")
+    return GroundTruth(data_type, answer, timestamps)
+
+
+def _strip_trailing_special(text: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for token in _TRAILING_SPECIAL_TOKENS:
+            if text.endswith(token):
+                text, stripped = text[: -len(token)], True
+    return text
+
+
+def assistant_turns(solution_str: str, extra_info: Mapping[str, Any] | None) -> list[str]:
+    """The assistant turn texts: the loop's ``turn_texts`` when present, else split from ``solution_str``."""
+    turn_texts = _to_plain((extra_info or {}).get("turn_texts"))
+    if isinstance(turn_texts, list) and turn_texts and all(isinstance(t, str) for t in turn_texts):
+        return [_strip_trailing_special(t) for t in turn_texts]
+    return protocol.split_assistant_turns(solution_str or "")
+
+
+def _count_clips(turns: Sequence[str]) -> int:
+    """Clips the loop would cut: valid ranges of each tool turn's first call, capped per call."""
+    total = 0
+    for index in tool_call_turns(turns):
+        call = protocol.parse_turn(turns[index]).tool_call
+        if call is not None:
+            total += len(protocol.validate_ranges(call.ranges, math.inf).clips)
+    return total
+
+
+def _zero_result() -> dict[str, float]:
+    return {key: 0.0 for key in REWARD_KEYS}
+
+
+def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardSettings) -> dict[str, float]:
+    """All reward components of one trajectory from its assistant turns (pure; see REWARDS.md)."""
+    answer = final_answer(turns)
+    is_qa = truth.data_type == "qa"
+
+    if is_qa:
+        letter = first_letter(answer)
+        acc = 1.0 if letter is not None and letter == first_letter(truth.answer) else 0.0
+    else:
+        acc = normalise_iou(segment_score(answer_segments(answer), truth.timestamps), settings.iou_low, settings.iou_high)
+
+    ranges = last_tool_ranges(turns)
+    tool_iou = segment_score(ranges, truth.timestamps) if ranges else 0.0
+    penalty_iou, penalised = 0.0, 0.0
+    if is_qa and acc == 1.0:
+        penalty_iou = normalise_iou(tool_iou, settings.iou_low, settings.iou_high)
+        if penalty_iou < settings.sigma:
+            penalty_iou -= settings.penalty
+            penalised = 1.0
+
+    fmt = 1.0 if turns and all(protocol.is_well_formed_turn(turn) for turn in turns) else 0.0
+    n_tool_calls = float(len(tool_call_turns(turns)))
+    score = settings.acc_weight * acc + settings.iou_weight * penalty_iou + settings.format_weight * fmt
+    return {
+        "score": score,
+        "acc": acc,
+        "iou": penalty_iou,
+        "format": fmt,
+        "tool_iou": tool_iou,
+        "penalised": penalised,
+        "n_tool_calls": n_tool_calls,
+        "n_clips": float(_count_clips(turns)),
+        "answered": 1.0 if answer is not None else 0.0,
+        "n_turns": float(len(turns)),
+        "called_tool": 1.0 if n_tool_calls > 0 else 0.0,
+        "is_qa": 1.0 if is_qa else 0.0,
+        "is_grounding": 0.0 if is_qa else 1.0,
+    }
+
+
+def _apply_loop_counts(result: dict[str, float], extra_info: Mapping[str, Any] | None) -> None:
+    """Prefer the agent loop's own counts (what it actually executed) over the text-derived ones."""
+    info = extra_info or {}
+    tool_ranges = _to_plain(info.get("tool_ranges"))
+    if isinstance(tool_ranges, list):
+        result["n_tool_calls"] = float(len(tool_ranges))
+        result["called_tool"] = 1.0 if tool_ranges else 0.0
+    if info.get("n_clips") is not None:
+        result["n_clips"] = float(_to_plain(info["n_clips"]))
+    if info.get("answered") is not None:
+        result["answered"] = 1.0 if bool(_to_plain(info["answered"])) else 0.0
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """verl reward entry point; never raises (on an internal error: all keys 0.0, logged once)."""
+    global _error_logged
+    try:
+        settings = RewardSettings.from_kwargs(kwargs)
+        truth = parse_ground_truth(ground_truth)
+        turns = assistant_turns(solution_str, extra_info)
+        result = score_trajectory(turns, truth, settings)
+        _apply_loop_counts(result, extra_info)
+        return result
+    except Exception:  # the reward must not take the training run down
+        if not _error_logged:
+            logger.exception("videotemp reward failed (data_source=%r); scoring 0. Further errors are silent.", data_source)
+            _error_logged = True
+        return _zero_result()
