@@ -1,0 +1,611 @@
+"""The VideoTemp-o3 agent loop for verl: think, cut clips out of the video, answer.
+
+One trajectory (PROTOCOL.md)::
+
+    system + user(video, question)
+    assistant: <think>..</think><tool_call>{...}</tool_call>   -> user(clip videos..., feedback text)
+    assistant: <think>..</think><answer>..</answer>            -> done
+
+States: ``PENDING`` (decode the prompt video, tokenize) -> ``GENERATING`` (one assistant turn) ->
+``PROCESSING_TOOL`` (cut clips, append the feedback user turn) -> ``GENERATING`` ... -> ``TERMINATED``.
+
+What verl needs from this loop and where it is ensured:
+
+* every video in the token ids is in ``multi_modal_data["videos"]`` in token order (``Trajectory.videos``);
+  feedback turns are appended only once they fit the budget, so no half-appended turn ever exists;
+* feedback tokens carry ``response_mask`` 0 (``ct_merge_context_msg``), generated tokens 1;
+* ``max_tokens`` of every request is ``min(per-turn cap, response budget left, context left)``.
+
+Prompt videos are decoded by ``tools.video_io.sample_video`` (uint8, resized while decoding) once per
+prompt and worker process: the rollouts of one GRPO group share the same tensor
+(:class:`PromptVideoCache`), on top of the byte-budgeted frame cache that clips reuse too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable
+from uuid import uuid4
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
+from verl.utils.rollout_trace import rollout_trace_op
+
+from recipe.videotemp_o3 import protocol
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
+
+AGENT_NAME = "videotemp_agent"
+
+# Every sample carries the same extra_fields keys (verl stacks them into object arrays).
+EXTRA_FIELD_KEYS = (
+    "turn_texts",
+    "tool_ranges",
+    "n_tool_calls",
+    "n_clips",
+    "answered",
+    "termination",
+    "final_answer",
+    "clip_errors",
+    "prompt_frames",
+    "prompt_decode_shared",
+    "frame_cache_hits",
+    "frame_cache_misses",
+    "clip_seconds",
+)
+
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="videotemp-decode")
+
+
+class AgentState(Enum):
+    PENDING = "pending"
+    GENERATING = "generating"
+    PROCESSING_TOOL = "processing_tool"
+    TERMINATED = "terminated"
+
+
+class Termination(str, Enum):
+    """Why a trajectory ended (``extra_fields["termination"]``)."""
+
+    ANSWER = "answer"  # the model answered
+    MAX_TURNS = "max_turns"  # the last allowed turn was a tool call or had no answer
+    RESPONSE_BUDGET = "response_budget"  # rollout.response_length reached
+    CONTEXT_BUDGET = "context_budget"  # rollout.max_model_len reached
+    ABORTED = "aborted"  # the server aborted the request
+
+
+# --------------------------------------------------------------------------------------------
+# Prompt video sharing across the rollouts of a group
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoBudget:
+    """Sampling budget of one video: the key of a decoded prompt video together with its path."""
+
+    fps: float
+    min_frames: int
+    max_frames: int
+    min_pixels: int
+    max_pixels: int
+    image_factor: int
+
+
+class PromptVideoCache:
+    """Decoded prompt videos shared by concurrent rollouts inside one process.
+
+    ``acquire`` returns the same ``SampledVideo`` object to every caller asking for the same
+    (path, budget); concurrent callers wait on one decode (a thread-safe future, so it works from any
+    event loop). Entries in use are always kept; up to ``max_idle`` released ones stay for rollouts
+    that start later.
+    """
+
+    def __init__(self, max_idle: int = 2):
+        self.max_idle = max_idle
+        self._lock = threading.Lock()
+        self._entries: dict[tuple, concurrent.futures.Future] = {}
+        self._users: dict[tuple, int] = {}
+        self._idle: OrderedDict[tuple, None] = OrderedDict()
+        self.decodes = 0  # number of decodes started (tests and metrics)
+
+    async def acquire(self, key: tuple, decode: Callable[[], Any]) -> tuple[Any, bool]:
+        """Video for ``key`` (decoding it with ``decode`` in a thread if absent) and whether it was shared."""
+        with self._lock:
+            future = self._entries.get(key)
+            shared = future is not None
+            if future is None:
+                future = _EXECUTOR.submit(decode)
+                self._entries[key] = future
+                self.decodes += 1
+            self._users[key] = self._users.get(key, 0) + 1
+            self._idle.pop(key, None)
+        try:
+            return await asyncio.wrap_future(future), shared
+        except BaseException:
+            with self._lock:
+                if self._entries.get(key) is future and future.done() and future.exception() is not None:
+                    self._entries.pop(key, None)  # do not cache failures
+            self.release(key)
+            raise
+
+    def release(self, key: tuple) -> None:
+        """One user of ``key`` is done with it."""
+        with self._lock:
+            users = self._users.get(key, 0) - 1
+            if users > 0:
+                self._users[key] = users
+                return
+            self._users.pop(key, None)
+            if key not in self._entries:
+                return
+            self._idle[key] = None
+            while len(self._idle) > self.max_idle:
+                old, _ = self._idle.popitem(last=False)
+                self._entries.pop(old, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._users.clear()
+            self._idle.clear()
+            self.decodes = 0
+
+
+_PROMPT_VIDEOS = PromptVideoCache()
+
+
+def prompt_video_cache() -> PromptVideoCache:
+    """The process-wide prompt video cache."""
+    return _PROMPT_VIDEOS
+
+
+# --------------------------------------------------------------------------------------------
+# Trajectory state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trajectory:
+    """Mutable state of one rollout."""
+
+    request_id: str
+    messages: list[dict[str, Any]]
+    video_path: str
+    duration: float
+    budget: VideoBudget
+    videos: list[tuple[Any, dict]] = field(default_factory=list)  # token order
+    token_ids: list[int] = field(default_factory=list)  # prompt + response so far
+    response_mask: list[int] = field(default_factory=list)
+    response_logprobs: list[float] = field(default_factory=list)
+    has_logprobs: bool = False
+    assistant_turns: int = 0
+    user_turns: int = 0
+    last_turn: protocol.ParsedTurn | None = None
+    turn_texts: list[str] = field(default_factory=list)
+    tool_ranges: list[list[list[float]]] = field(default_factory=list)
+    clip_errors: list[str | None] = field(default_factory=list)
+    n_clips: int = 0
+    termination: Termination | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    server_extra: dict[str, Any] = field(default_factory=dict)
+    clip_seconds: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.token_ids) - len(self.response_mask)
+
+
+def _video_block(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first ``{"type": "video"}`` content block of the conversation."""
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, (list, tuple)):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "video":
+                    return block
+    raise ValueError("raw_prompt has no {'type': 'video'} block; VideoTempAgentLoop needs the prompt video")
+
+
+def _as_path(ref: Any) -> str:
+    if not isinstance(ref, (str, os.PathLike)):
+        raise ValueError(f"the prompt video block must hold a file path, got {type(ref).__name__}")
+    path = os.fspath(ref)
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def _num(value: Any, default: float) -> float:
+    """``value`` as a float, ``default`` for None/NaN (parquet fills missing struct keys with None)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(out) else out
+
+
+# --------------------------------------------------------------------------------------------
+# The agent loop
+# --------------------------------------------------------------------------------------------
+
+
+@register(AGENT_NAME)
+class VideoTempAgentLoop(AgentLoopBase):
+    """Multi-turn "thinking with videos" loop with the ``get_video_clip_frame`` tool.
+
+    Extra keyword arguments (the ``agent_loop.yaml`` entry):
+        clip_fps, clip_min_frames, clip_max_frames: clip sampling (protocol defaults 2.0, 4, 64).
+        max_clips_per_call: clips cut per tool call; extra ranges are ignored (3).
+        max_assistant_turns: assistant turns per trajectory (3).
+        clip_caption: prepend a line giving each clip's absolute range to the feedback (False).
+        frame_cache_gb: byte budget of the process-wide decoded-frame cache (8).
+        max_tokens_per_turn: cap of one assistant turn (None: the response budget).
+        stop_on_answer: stop generating at ``</answer>`` (kept in the text) (True).
+        prompt_video_reader: ``"shared"`` (uint8 decode once per group) or ``"qwen_vl_utils"``
+            (verl's per-rollout path, for comparison) ("shared").
+        decode_timeout_s: timeout of one clip decode (60).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        clip_fps: float = protocol.CLIP_FPS,
+        clip_min_frames: int = protocol.CLIP_MIN_FRAMES,
+        clip_max_frames: int = protocol.CLIP_MAX_FRAMES,
+        max_clips_per_call: int = protocol.MAX_CLIPS_PER_CALL,
+        max_assistant_turns: int = protocol.MAX_ASSISTANT_TURNS,
+        clip_caption: bool = False,
+        frame_cache_gb: float = 8.0,
+        max_tokens_per_turn: int | None = None,
+        stop_on_answer: bool = True,
+        prompt_video_reader: str = "shared",
+        decode_timeout_s: float = 60.0,
+        **kwargs: Any,
+    ):
+        kwargs.pop("name", None)
+        kwargs.pop("tools", None)  # the clip tool runs inside the loop (one code path with the tool)
+        super().__init__(*args, **kwargs)
+        if prompt_video_reader not in ("shared", "qwen_vl_utils"):
+            raise ValueError(f"prompt_video_reader must be 'shared' or 'qwen_vl_utils', got {prompt_video_reader!r}")
+        self.clip_fps = float(clip_fps)
+        self.clip_min_frames = int(clip_min_frames)
+        self.clip_max_frames = int(clip_max_frames)
+        self.max_clips_per_call = int(max_clips_per_call)
+        self.max_assistant_turns = int(max_assistant_turns)
+        self.clip_caption = bool(clip_caption)
+        self.frame_cache_bytes = int(float(frame_cache_gb) * (1 << 30))
+        self.max_tokens_per_turn = int(max_tokens_per_turn) if max_tokens_per_turn else None
+        self.stop_on_answer = bool(stop_on_answer)
+        self.prompt_video_reader = prompt_video_reader
+        self.decode_timeout_s = float(decode_timeout_s)
+
+        self.response_length = int(self.rollout_config.response_length)
+        max_model_len = self.rollout_config.get("max_model_len", None)
+        self.max_model_len = int(max_model_len) if max_model_len else None
+        if self.processor is None:
+            raise ValueError("VideoTempAgentLoop needs a vision-language processor (processor is None)")
+        self.image_factor = image_factor(self.processor)
+        self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.end_ids = {t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None}
+
+    # ---------------------------------------------------------------- run
+
+    @rollout_trace_op
+    async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
+        messages = [dict(m) for m in kwargs["raw_prompt"]]
+        extra_info = kwargs.get("extra_info") or {}
+        block = _video_block(messages)
+        path = _as_path(extra_info.get("video_path") or block.get("video"))
+        budget = VideoBudget(
+            fps=_num(block.get("fps"), protocol.VIDEO_FPS),
+            min_frames=int(_num(block.get("min_frames"), 4)),
+            max_frames=int(_num(block.get("max_frames"), protocol.TRAIN_MAX_FRAMES)),
+            min_pixels=int(_num(block.get("min_pixels"), protocol.TRAIN_PIXELS)),
+            max_pixels=int(_num(block.get("max_pixels"), protocol.TRAIN_PIXELS)),
+            image_factor=self.image_factor,
+        )
+        traj = Trajectory(
+            request_id=uuid4().hex,
+            messages=messages,
+            video_path=path,
+            duration=_num(extra_info.get("duration"), float("nan")),
+            budget=budget,
+        )
+        key = (path, budget)
+        acquired = False
+        try:
+            state = AgentState.PENDING
+            while state != AgentState.TERMINATED:
+                if state == AgentState.PENDING:
+                    state = await self._pending(traj, key)
+                    acquired = self.prompt_video_reader == "shared"
+                elif state == AgentState.GENERATING:
+                    state = await self._generating(traj, sampling_params)
+                elif state == AgentState.PROCESSING_TOOL:
+                    state = await self._processing_tool(traj)
+                else:  # pragma: no cover - defensive
+                    raise RuntimeError(f"invalid state {state}")
+        finally:
+            if acquired:
+                _PROMPT_VIDEOS.release(key)
+        return self._output(traj)
+
+    # ---------------------------------------------------------------- states
+
+    async def _pending(self, traj: Trajectory, key: tuple) -> AgentState:
+        """Decode the prompt video and tokenize the prompt."""
+        self._assert_mm_supported(True)
+        t0 = time.perf_counter()
+        if self.prompt_video_reader == "shared":
+            sampled, shared = await _PROMPT_VIDEOS.acquire(key, lambda: self._decode_prompt(traj))
+            video = sampled.as_verl_video()
+            traj.metrics["prompt_frames"] = len(sampled.times)
+            if math.isnan(traj.duration):
+                traj.duration = float(sampled.metadata.get("duration") or _probe_duration(traj.video_path))
+        else:
+            mm = await self.process_multi_modal_info(traj.messages)
+            video, shared = mm["videos"][0], False
+            traj.metrics["prompt_frames"] = int(video[0].shape[0])
+            if math.isnan(traj.duration):
+                traj.duration = await asyncio.get_running_loop().run_in_executor(
+                    _EXECUTOR, _probe_duration, traj.video_path
+                )
+        traj.metrics["prompt_decode_s"] = time.perf_counter() - t0
+        traj.metrics["prompt_decode_shared"] = shared
+        traj.videos.append(video)
+        traj.token_ids = await self.ct_build_initial_tokens(traj.messages, videos=[video])
+        return AgentState.GENERATING
+
+    async def _generating(self, traj: Trajectory, sampling_params: dict[str, Any]) -> AgentState:
+        """Generate one assistant turn and decide what follows."""
+        response_left = self.response_length - len(traj.response_mask)
+        if response_left <= 0:
+            return self._terminate(traj, Termination.RESPONSE_BUDGET)
+        max_tokens = response_left
+        context_left = None
+        if self.max_model_len is not None:
+            context_left = self.max_model_len - len(traj.token_ids)
+            if context_left <= 0:
+                return self._terminate(traj, Termination.CONTEXT_BUDGET)
+            max_tokens = min(max_tokens, context_left)
+        if self.max_tokens_per_turn is not None:
+            max_tokens = min(max_tokens, self.max_tokens_per_turn)
+
+        params = dict(sampling_params)
+        params["max_tokens"] = max_tokens
+        if self.stop_on_answer:
+            params["stop"] = list(dict.fromkeys([*(params.get("stop") or []), "</answer>"]))
+            params["include_stop_str_in_output"] = True
+
+        t0 = time.perf_counter()
+        output = await self.server_manager.generate(
+            traj.request_id,
+            prompt_ids=traj.token_ids,
+            sampling_params=params,
+            video_data=traj.videos,
+            mm_processor_kwargs=self._get_mm_processor_kwargs(),
+        )
+        traj.metrics["generate_sequences"] = traj.metrics.get("generate_sequences", 0.0) + time.perf_counter() - t0
+        if output.num_preempted is not None:
+            traj.metrics["num_preempted"] = max(traj.metrics.get("num_preempted", 0), 0) + output.num_preempted
+        if not traj.server_extra:
+            traj.server_extra = dict(output.extra_fields or {})
+        elif output.extra_fields.get("max_global_steps") is not None:
+            traj.server_extra["max_global_steps"] = output.extra_fields["max_global_steps"]
+
+        token_ids = list(output.token_ids)[:max_tokens]  # a server must not overrun the budget
+        logprobs = list(output.log_probs)[: len(token_ids)] if output.log_probs else None
+        if logprobs is not None and len(logprobs) != len(token_ids):
+            raise ValueError(f"server returned {len(logprobs)} log-probs for {len(token_ids)} tokens")
+        if logprobs is not None and not traj.has_logprobs and traj.response_mask:
+            raise ValueError("server returned log-probs for some turns only")
+        traj.has_logprobs = traj.has_logprobs or logprobs is not None
+
+        merge, mask, lps = await self.ct_merge_assistant_token(
+            traj.token_ids,
+            token_ids,
+            traj.response_mask,
+            traj.response_logprobs if traj.has_logprobs else None,
+            assistant_logprobs=logprobs,
+        )
+        traj.token_ids = merge.token_ids
+        traj.response_mask = mask
+        if lps is not None:
+            traj.response_logprobs = lps
+        traj.assistant_turns += 1
+
+        text = self._turn_text(token_ids)
+        traj.turn_texts.append(text)
+        turn = protocol.parse_turn(text)
+        traj.last_turn = turn
+        traj.messages.append({"role": "assistant", "content": text})
+
+        if output.stop_reason == "aborted":
+            return self._terminate(traj, Termination.ABORTED)
+        if turn.kind == "answer":
+            return self._terminate(traj, Termination.ANSWER)
+        if len(traj.response_mask) >= self.response_length:
+            return self._terminate(traj, Termination.RESPONSE_BUDGET)
+        if self.max_model_len is not None and len(traj.token_ids) >= self.max_model_len:
+            return self._terminate(traj, Termination.CONTEXT_BUDGET)
+        if traj.assistant_turns >= self.max_assistant_turns:
+            return self._terminate(traj, Termination.MAX_TURNS)
+        return AgentState.PROCESSING_TOOL
+
+    async def _processing_tool(self, traj: Trajectory) -> AgentState:
+        """Answer the last turn with a feedback user turn (clips + text), if it fits the budget."""
+        turn = traj.last_turn
+        clips: list[Any] = []
+        if turn is not None and turn.kind == "tool_call" and turn.tool_call is not None:
+            result = await self._cut_clips(traj, turn.tool_call)
+            clips = [clip.as_verl_video() for clip in result.clips]
+            text = result.text
+            traj.tool_ranges.append([[float(s), float(e)] for s, e in turn.tool_call.ranges])
+            traj.clip_errors.append(result.error)
+        else:
+            text = protocol.feedback_text([], protocol.NO_TIMESTAMP_ERROR)
+
+        content: list[dict[str, Any]] = [{"type": "video", "video": clip} for clip in clips]
+        content.append({"type": "text", "text": text})
+        feedback = {"role": "user", "content": content}
+
+        token_ids, mask, logprobs = traj.token_ids, traj.response_mask, traj.response_logprobs
+        if token_ids and token_ids[-1] not in self.end_ids:
+            # The turn ended without <|im_end|> (e.g. cut by max_tokens): close it so the
+            # conversation stays well formed; the closing token is not the model's (mask 0).
+            token_ids, mask = token_ids + [self.im_end_id], mask + [0]
+            logprobs = logprobs + [0.0] if traj.has_logprobs else logprobs
+        previous = list(traj.messages)
+        merge, new_mask, new_logprobs = await self.ct_merge_context_msg(
+            previous,
+            previous + [feedback],
+            token_ids,
+            mask,
+            logprobs if traj.has_logprobs else None,
+        )
+        # Commit only if the whole feedback turn fits with room for at least one generated token.
+        if len(new_mask) >= self.response_length:
+            return self._terminate(traj, Termination.RESPONSE_BUDGET)
+        if self.max_model_len is not None and len(merge.token_ids) >= self.max_model_len:
+            return self._terminate(traj, Termination.CONTEXT_BUDGET)
+        traj.messages.append(feedback)
+        traj.token_ids = merge.token_ids
+        traj.response_mask = new_mask
+        if traj.has_logprobs:
+            traj.response_logprobs = new_logprobs
+        traj.videos.extend(clips)
+        traj.n_clips += len(clips)
+        traj.user_turns += 1
+        return AgentState.GENERATING
+
+    # ---------------------------------------------------------------- helpers
+
+    def _decode_prompt(self, traj: Trajectory):
+        from tools.video_io import sample_video, shared_frame_cache
+
+        b = traj.budget
+        return sample_video(
+            traj.video_path,
+            fps=b.fps,
+            min_frames=b.min_frames,
+            max_frames=b.max_frames,
+            min_pixels=b.min_pixels,
+            max_pixels=b.max_pixels,
+            image_factor=b.image_factor,
+            cache=shared_frame_cache(self.frame_cache_bytes),
+        )
+
+    async def _cut_clips(self, traj: Trajectory, call: protocol.ToolCall):
+        from tools.video_clip import ClipSettings, run_clip_call
+        from tools.video_io import shared_frame_cache
+
+        settings = ClipSettings(
+            fps=self.clip_fps,
+            min_frames=self.clip_min_frames,
+            max_frames=self.clip_max_frames,
+            min_pixels=traj.budget.min_pixels,
+            max_pixels=traj.budget.max_pixels,
+            max_clips=self.max_clips_per_call,
+            image_factor=traj.budget.image_factor,
+            caption=self.clip_caption,
+            timeout_s=self.decode_timeout_s,
+        )
+        cache = shared_frame_cache(self.frame_cache_bytes)
+        before = _cache_counts(cache)
+        t0 = time.perf_counter()
+        result = await asyncio.get_running_loop().run_in_executor(
+            _EXECUTOR,
+            lambda: run_clip_call(traj.video_path, call, settings, duration=traj.duration, cache=cache),
+        )
+        traj.clip_seconds += time.perf_counter() - t0
+        after = _cache_counts(cache)
+        traj.cache_hits += after[0] - before[0]  # process-wide counters: approximate under concurrency
+        traj.cache_misses += after[1] - before[1]
+        traj.metrics["tool_calls"] = traj.metrics.get("tool_calls", 0.0) + time.perf_counter() - t0
+        return result
+
+    def _turn_text(self, token_ids: list[int]) -> str:
+        """Text of one generated turn without its closing end-of-turn token(s)."""
+        end = len(token_ids)
+        while end > 0 and token_ids[end - 1] in self.end_ids:
+            end -= 1
+        return self.tokenizer.decode(token_ids[:end], skip_special_tokens=False)
+
+    @staticmethod
+    def _terminate(traj: Trajectory, reason: Termination) -> AgentState:
+        traj.termination = reason
+        return AgentState.TERMINATED
+
+    def _output(self, traj: Trajectory) -> AgentLoopOutput:
+        n_resp = len(traj.response_mask)
+        prompt_ids = traj.token_ids[: len(traj.token_ids) - n_resp]
+        response_ids = traj.token_ids[len(prompt_ids) :]
+        answered = traj.termination == Termination.ANSWER
+        final_answer = traj.last_turn.answer if answered and traj.last_turn is not None else None
+        extra: dict[str, Any] = dict(traj.server_extra)
+        extra.update(
+            turn_texts=list(traj.turn_texts),
+            tool_ranges=[list(r) for r in traj.tool_ranges],
+            n_tool_calls=len(traj.tool_ranges),
+            n_clips=traj.n_clips,
+            answered=answered,
+            termination=(traj.termination or Termination.ABORTED).value,
+            final_answer=final_answer,
+            clip_errors=list(traj.clip_errors),
+            prompt_frames=int(traj.metrics.get("prompt_frames", 0)),
+            prompt_decode_shared=bool(traj.metrics.get("prompt_decode_shared", False)),
+            frame_cache_hits=traj.cache_hits,
+            frame_cache_misses=traj.cache_misses,
+            clip_seconds=traj.clip_seconds,
+            turn_scores=[],
+            tool_rewards=[],
+        )
+        metrics = {
+            "generate_sequences": traj.metrics.get("generate_sequences", 0.0),
+            "tool_calls": traj.metrics.get("tool_calls", 0.0),
+            "num_preempted": traj.metrics.get("num_preempted", -1),
+        }
+        return AgentLoopOutput(
+            prompt_ids=prompt_ids,
+            response_ids=response_ids[: self.response_length],
+            response_mask=traj.response_mask[: self.response_length],
+            response_logprobs=traj.response_logprobs[: self.response_length] if traj.has_logprobs else None,
+            multi_modal_data={"videos": list(traj.videos)},
+            mm_processor_kwargs=self._get_mm_processor_kwargs(),
+            num_turns=traj.user_turns + traj.assistant_turns + 1,
+            metrics=metrics,
+            extra_fields=extra,
+        )
+
+
+def image_factor(processor: Any) -> int:
+    """Pixel factor frame sides must be multiples of: ``patch_size * merge_size`` (28 Qwen2.5-VL, 32 Qwen3-VL)."""
+    vp = getattr(processor, "video_processor", None) or getattr(processor, "image_processor", None)
+    if vp is None:
+        raise ValueError("processor has neither a video_processor nor an image_processor")
+    return int(getattr(vp, "patch_size", 14)) * int(getattr(vp, "merge_size", 2))
+
+
+def _cache_counts(cache: Any) -> tuple[int, int]:
+    stats = getattr(cache, "stats", None)
+    if callable(stats):
+        stats = stats()
+    if stats is None:
+        return 0, 0
+    get = stats.get if isinstance(stats, dict) else (lambda k, d=0: getattr(stats, k, d))
+    return int(get("hits", 0) or 0), int(get("misses", 0) or 0)
+
+
+def _probe_duration(path: str) -> float:
+    from tools.video_io import probe
+
+    return float(probe(path).duration)
