@@ -68,6 +68,7 @@ WRONG_TOOL_ERROR = f"[Error] Unknown tool name; the only tool is {TOOL_NAME}."
 NO_VALID_RANGE_ERROR = (
     "[Error] No valid time range: each range needs 0 <= start_time < end_time within the video."
 )
+VIDEO_UNREADABLE_ERROR = "[Error] The video could not be read."
 
 VIDEO_PLACEHOLDER = "<video>"
 
