@@ -1,0 +1,301 @@
+"""The ``get_video_clip_frame`` tool: cut clips out of the source video by time range.
+
+:func:`run_clip_call` is the pure function the agent loop calls with an already parsed
+:class:`~recipe.videotemp_o3.protocol.ToolCall`; :class:`VideoClipTool` wraps it as a verl
+``BaseTool``. Both never raise: every failure becomes the protocol's failure text.
+
+CLI (look at what the tool returns for one range)::
+
+    python -m tools.video_clip VIDEO --start 10 --end 20 --json --contact-sheet sheet.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+from uuid import uuid4
+
+from recipe.videotemp_o3.protocol import (
+    CLIP_FPS,
+    CLIP_MAX_FRAMES,
+    CLIP_MIN_FRAMES,
+    MAX_CLIPS_PER_CALL,
+    NO_VALID_RANGE_ERROR,
+    TOOL_NAME,
+    TRAIN_PIXELS,
+    VIDEO_UNREADABLE_ERROR,
+    ClipRange,
+    ToolCall,
+    feedback_text,
+    parse_tool_call,
+    validate_ranges,
+)
+from verl.tools.base_tool import BaseTool
+from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
+
+from tools.video_io import FrameCache, SampledVideo, VideoError, probe, sample_clip, shared_frame_cache
+
+
+@dataclass
+class ClipSettings:
+    """How clips are sampled (PROTOCOL.md defaults; pixel budget = the main video's)."""
+
+    fps: float = CLIP_FPS
+    min_frames: int = CLIP_MIN_FRAMES
+    max_frames: int = CLIP_MAX_FRAMES
+    min_pixels: int = TRAIN_PIXELS
+    max_pixels: int = TRAIN_PIXELS
+    max_clips: int = MAX_CLIPS_PER_CALL
+    image_factor: int = 28
+    caption: bool = False  # one line giving each clip's absolute range (off in the reference)
+    timeout_s: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> "ClipSettings":
+        """Read the known keys of a tool config dict (others are ignored)."""
+        config = dict(config or {})
+        settings = cls()
+        for name, default in asdict(settings).items():
+            if config.get(name) is not None:
+                setattr(settings, name, type(default)(config[name]))
+        return settings
+
+
+@dataclass
+class ClipResult:
+    """What one tool call produced: the clips (in request order), their ranges and the feedback text."""
+
+    clips: list[SampledVideo] = field(default_factory=list)
+    ranges: list[ClipRange] = field(default_factory=list)
+    text: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.clips)
+
+
+def _failure(error: str) -> ClipResult:
+    return ClipResult([], [], feedback_text([], error=error), error)
+
+
+def run_clip_call(video_path: str | os.PathLike, call: ToolCall, settings: ClipSettings, *,
+                  duration: float | None = None, cache: FrameCache | None = None) -> ClipResult:
+    """Execute one parsed tool call against ``video_path``. Never raises.
+
+    Bad JSON or a wrong tool name fail the call (``call.error``). Ranges are validated and clamped
+    by ``protocol.validate_ranges`` (``duration``: the video's duration when already known, else it
+    is probed); entries read before a malformed entry are still used. No valid range, or a video that
+    cannot be read, gives no clips and the failure text.
+    """
+    try:
+        if not (call.valid_json and call.name_ok):
+            return _failure(call.error or NO_VALID_RANGE_ERROR)
+        if not call.ranges:
+            return _failure(call.error or NO_VALID_RANGE_ERROR)
+        if duration is None:
+            duration = probe(video_path, timeout_s=settings.timeout_s).duration
+        check = validate_ranges(call.ranges, duration, settings.max_clips)
+        if not check.clips:
+            return _failure(NO_VALID_RANGE_ERROR)
+        clips = [
+            sample_clip(
+                video_path, clip.start, clip.end, fps=settings.fps, min_frames=settings.min_frames,
+                max_frames=settings.max_frames, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
+                image_factor=settings.image_factor, cache=cache, timeout_s=settings.timeout_s,
+            )
+            for clip in check.clips
+        ]
+        return ClipResult(clips, check.clips, feedback_text(check.clips, caption=settings.caption), None)
+    except VideoError:
+        return _failure(VIDEO_UNREADABLE_ERROR)
+    except ValueError:  # a range that is empty in the real video (``duration`` was too long)
+        return _failure(NO_VALID_RANGE_ERROR)
+    except Exception:  # never let a decoder surprise end the rollout
+        return _failure(VIDEO_UNREADABLE_ERROR)
+
+
+def tool_call_from_parameters(parameters: Any) -> ToolCall:
+    """Read tool parameters in any shape the model or a parser may hand over, with the one parser.
+
+    Accepts ``{"arguments": [...]}`` (also a JSON string), the list of ranges itself, a single
+    ``{"start_time", "end_time"}`` object, or a full ``{"name": ..., "arguments": ...}`` call.
+    """
+    if isinstance(parameters, str):
+        try:
+            parameters = json.loads(parameters)
+        except (ValueError, RecursionError):
+            return parse_tool_call(parameters)  # gives the bad-JSON error
+    if isinstance(parameters, dict) and "name" in parameters:
+        body: Any = parameters
+    elif isinstance(parameters, dict) and "arguments" in parameters:
+        body = {"name": TOOL_NAME, "arguments": parameters["arguments"]}
+    else:
+        body = {"name": TOOL_NAME, "arguments": parameters}
+    try:
+        text = json.dumps(body, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return parse_tool_call("not json")
+    return parse_tool_call(text)
+
+
+TOOL_DESCRIPTION = (
+    "Extract clips of the video by time range and look at them at a higher frame rate. "
+    'Call with "arguments": a list of up to 3 objects {"start_time": S, "end_time": E}, '
+    "times in seconds of the original video, 0 <= S < E."
+)
+
+
+class VideoClipTool(BaseTool):
+    """``get_video_clip_frame`` as a verl tool.
+
+    Config keys (all optional): ``fps``, ``min_frames``, ``max_frames``, ``min_pixels``,
+    ``max_pixels``, ``max_clips``, ``image_factor``, ``caption``, ``timeout_s``, and
+    ``cache_bytes`` (budget of the process-wide frame cache on first use).
+    ``create(create_kwargs={"video": path, "duration": seconds})`` binds a trajectory to its video.
+    """
+
+    def __init__(self, config: dict | None = None, tool_schema: Any = None):
+        config = dict(config or {})
+        self.settings = ClipSettings.from_config(config)
+        self.cache = shared_frame_cache(config.get("cache_bytes"))
+        self._instances: dict[str, dict[str, Any]] = {}
+        super().__init__(config, tool_schema)
+
+    def get_openai_tool_schema(self) -> OpenAIFunctionToolSchema:
+        return OpenAIFunctionToolSchema.model_validate({
+            "type": "function",
+            "function": {
+                "name": TOOL_NAME,
+                "description": TOOL_DESCRIPTION,
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "arguments": {
+                            "type": "array",
+                            "description": 'list of {"start_time": number, "end_time": number} in seconds',
+                        }
+                    },
+                    "required": ["arguments"],
+                },
+            },
+        })
+
+    async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, ToolResponse]:
+        create_kwargs = dict(kwargs.get("create_kwargs") or {})
+        for key in ("video", "duration"):
+            if key in kwargs and key not in create_kwargs:
+                create_kwargs[key] = kwargs[key]
+        instance_id = instance_id or str(uuid4())
+        self._instances[instance_id] = {"video": create_kwargs.get("video"), "duration": create_kwargs.get("duration")}
+        return instance_id, ToolResponse()
+
+    async def execute(self, instance_id: str, parameters: Any, **kwargs: Any) -> tuple[ToolResponse, float, dict]:
+        started = time.perf_counter()
+        try:
+            call = tool_call_from_parameters(parameters)
+            instance = self._instances.get(instance_id) or {}
+            video = instance.get("video")
+            if isinstance(video, dict):  # a qwen-vl-utils video dict from the dataset row
+                video = video.get("video")
+            if not video:
+                result = _failure(VIDEO_UNREADABLE_ERROR)
+            else:
+                duration = instance.get("duration")
+                duration = float(duration) if duration is not None and math.isfinite(float(duration)) else None
+                result = await asyncio.to_thread(
+                    run_clip_call, video, call, self.settings, duration=duration, cache=self.cache
+                )
+        except Exception:
+            result = _failure(VIDEO_UNREADABLE_ERROR)
+        videos = [clip.as_verl_video() for clip in result.clips] or None
+        metrics = {
+            "num_clips": len(result.clips),
+            "num_frames": sum(int(clip.frames.shape[0]) for clip in result.clips),
+            "failed": result.error is not None,
+            "latency_s": time.perf_counter() - started,
+        }
+        return ToolResponse(text=result.text, video=videos), 0.0, metrics
+
+    async def release(self, instance_id: str, **kwargs: Any) -> None:
+        self._instances.pop(instance_id, None)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def contact_sheet(clip: SampledVideo, out_path: str | os.PathLike, *, columns: int = 8) -> None:
+    """Save a PNG grid of the clip's frames, each labelled with its source time."""
+    from PIL import Image, ImageDraw
+
+    count, _, height, width = clip.frames.shape
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    label_h = 14
+    sheet = Image.new("RGB", (columns * width, rows * (height + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k in range(count):
+        x, y = (k % columns) * width, (k // columns) * (height + label_h)
+        sheet.paste(Image.fromarray(clip.frames[k].permute(1, 2, 0).numpy()), (x, y + label_h))
+        draw.text((x + 2, y + 1), f"{clip.times[k]:.2f}s", fill="black")
+    tmp = f"{out_path}.tmp.png"
+    sheet.save(tmp)
+    os.replace(tmp, out_path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=f"Run the {TOOL_NAME} tool on one time range of a video.")
+    parser.add_argument("video", help="path of the source video")
+    parser.add_argument("--start", type=float, required=True, help="clip start in seconds of the video")
+    parser.add_argument("--end", type=float, required=True, help="clip end in seconds of the video")
+    parser.add_argument("--fps", type=float, default=CLIP_FPS, help=f"clip sampling rate (default {CLIP_FPS})")
+    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS,
+                        help=f"pixel budget per frame, also used as min (default {TRAIN_PIXELS})")
+    parser.add_argument("--image-factor", type=int, default=28, help="28 for Qwen2.5-VL, 32 for Qwen3-VL")
+    parser.add_argument("--json", action="store_true", help="print frame times, shape and sampled fps as JSON")
+    parser.add_argument("--contact-sheet", metavar="PNG", help="save a grid of the frames labelled with times")
+    args = parser.parse_args(argv)
+
+    settings = ClipSettings(fps=args.fps, min_pixels=args.max_pixels, max_pixels=args.max_pixels,
+                            image_factor=args.image_factor)
+    call = ToolCall(((args.start, args.end),), True, True, True)
+    started = time.perf_counter()
+    result = run_clip_call(args.video, call, settings)
+    elapsed = time.perf_counter() - started
+    if result.error is not None:
+        try:
+            probe(args.video)
+            reason = result.error
+        except VideoError as err:
+            reason = str(err)
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
+    clip = result.clips[0]
+    if args.json:
+        print(json.dumps({
+            "range": [result.ranges[0].start, result.ranges[0].end],
+            "shape": list(clip.frames.shape),
+            "sample_fps": clip.sample_fps,
+            "times": [round(t, 4) for t in clip.times],
+            "frames_indices": clip.frame_indices,
+            "seconds": round(elapsed, 4),
+            "text": result.text,
+        }, indent=2))
+    else:
+        print(f"{clip.frames.shape[0]} frames {tuple(clip.frames.shape[2:])} at {clip.sample_fps:.3f} fps "
+              f"from {clip.times[0]:.2f}s to {clip.times[-1]:.2f}s in {elapsed:.3f}s")
+    if args.contact_sheet:
+        contact_sheet(clip, args.contact_sheet)
+        print(f"contact sheet: {args.contact_sheet}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
