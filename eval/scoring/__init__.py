@@ -1,0 +1,1 @@
+"""Scoring: answer extraction conventions, per-benchmark metrics, readers for every prediction-file format."""

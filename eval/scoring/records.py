@@ -1,0 +1,33 @@
+"""The one record shape the metrics read, whatever file the predictions came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reward_fns.answer_parsing import tool_call_turns, turn_tool_ranges
+
+Segment = tuple[float, float]
+
+
+@dataclass
+class Prediction:
+    """One scored sample: ground truth, the extracted response, and the turns (for tool statistics).
+
+    ``tool_calls`` lists the ranges of each tool call in order (None when unknown, e.g. LVBench files
+    of the reference hold no turns).
+    """
+
+    id: str
+    response: str
+    answer: str | None = None
+    span: Segment | None = None
+    duration: float | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    turns: list[str] | None = None
+    tool_calls: list[list[Segment]] | None = None
+
+
+def tool_calls_from_turns(turns: list[str]) -> list[list[Segment]]:
+    """Ranges of each turn that holds a ``<tool_call>`` block (one list per calling turn)."""
+    return [turn_tool_ranges(turns[i]) for i in tool_call_turns(turns)]
