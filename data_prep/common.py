@@ -1,0 +1,399 @@
+"""Shared pieces of the jsonl -> parquet converters (``prepare_rl.py``, ``prepare_sft.py``).
+
+Reading jsonl with line numbers, rejects with ``file:line: reason``, media path resolution, a
+parallel media probe with an on-disk cache keyed by ``path + size + mtime``, answer / option /
+segment checks, a deterministic train/val split and atomic parquet / jsonl writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+PROBE_CACHE_VERSION = 1
+DEFAULT_PROBE_CACHE_NAME = "probe_cache.json"
+# Timestamps may overshoot the probed duration by this much (container vs stream duration rounding).
+DURATION_TOLERANCE_S = 0.5
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# An option line inside a question text: "A. text", "(B) text", "C) text", "D: text".
+_OPTION_LINE_RE = re.compile(r"^\s*\(?([A-Z])[\.\):]\s*\S", re.MULTILINE)
+_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+class RowError(ValueError):
+    """A row cannot be converted; the message is the reason written to the rejects file."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One rejected input row."""
+
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Probe result of one video or image (``error`` set when it cannot be read)."""
+
+    path: str
+    kind: str  # "video" or "image"
+    duration: float = 0.0
+    fps: float = 0.0
+    num_frames: int = 0
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
+    """Yield ``(line_number, object)`` for every non-blank line; a bad line yields a :class:`Reject`."""
+    path = str(path)
+    with open(path, encoding="utf-8") as handle:
+        for lineno, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as err:
+                yield lineno, Reject(path, lineno, f"bad JSON: {err}")
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, Reject(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            yield lineno, obj
+
+
+def require(row: dict[str, Any], key: str) -> Any:
+    """``row[key]``, or :class:`RowError` naming the missing field."""
+    value = row.get(key)
+    if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+        raise RowError(f"missing field '{key}'")
+    return value
+
+
+# --------------------------------------------------------------------------- media paths and probing
+
+
+def media_path(entry: Any) -> str:
+    """The path of a media entry given as a string or a dict with ``video``/``image``/``path``."""
+    if isinstance(entry, (str, os.PathLike)):
+        return os.fspath(entry)
+    if isinstance(entry, dict):
+        for key in ("video", "image", "path", "url"):
+            if isinstance(entry.get(key), str):
+                return entry[key]
+    raise RowError(f"media entry must be a path or a dict with a 'video'/'image' path, got {entry!r}")
+
+
+def resolve_path(path: str, root: str | os.PathLike | None) -> str:
+    """Absolute path: ``file://`` stripped, relative paths joined to ``root`` (or the CWD)."""
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    expanded = os.path.expanduser(path)
+    if not os.path.isabs(expanded) and root is not None:
+        expanded = os.path.join(os.fspath(root), expanded)
+    return os.path.abspath(expanded)
+
+
+def media_kind(path: str) -> str:
+    return "image" if Path(path).suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+def _probe_one(path: str, kind: str) -> MediaInfo:
+    if kind == "image":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            with Image.open(path) as img:
+                width, height = img.size
+        except Exception as err:  # PIL raises many types for broken files
+            return MediaInfo(path, kind, error=f"image not readable: {type(err).__name__}: {err}")
+        return MediaInfo(path, kind, width=width, height=height)
+
+    from tools.video_io import VideoError, probe
+
+    try:
+        info = probe(path)
+    except VideoError as err:
+        return MediaInfo(path, kind, error=f"video not decodable: {err}")
+    except Exception as err:  # a decoder crash is a property of the file here, not a bug
+        return MediaInfo(path, kind, error=f"video not decodable: {type(err).__name__}: {err}")
+    if info.num_frames < 1 or not info.duration > 0:
+        return MediaInfo(path, kind, error=f"video has no frames (frames={info.num_frames}, duration={info.duration})")
+    return MediaInfo(path, kind, info.duration, info.fps, info.num_frames, info.width, info.height)
+
+
+class ProbeCache:
+    """A JSON file mapping ``path`` -> ``{size, mtime_ns, info}``; an entry is valid while size and mtime match."""
+
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = Path(path) if path else None
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.dirty = False
+        if self.path is not None and self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if data.get("version") == PROBE_CACHE_VERSION:
+                    self._entries = dict(data.get("entries", {}))
+            except (ValueError, OSError, AttributeError):
+                self._entries = {}  # an unreadable cache is only a slower run
+
+    @staticmethod
+    def _stamp(path: str) -> tuple[int, int]:
+        st = os.stat(path)
+        return st.st_size, st.st_mtime_ns
+
+    def get(self, path: str, stamp: tuple[int, int]) -> MediaInfo | None:
+        entry = self._entries.get(path)
+        if entry is None or (entry.get("size"), entry.get("mtime_ns")) != stamp:
+            return None
+        return MediaInfo(**entry["info"])
+
+    def put(self, info: MediaInfo, stamp: tuple[int, int]) -> None:
+        with self._lock:
+            self._entries[info.path] = {"size": stamp[0], "mtime_ns": stamp[1], "info": asdict(info)}
+            self.dirty = True
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        text = json.dumps({"version": PROBE_CACHE_VERSION, "entries": self._entries}, sort_keys=True)
+        atomic_write_text(self.path, text)
+        self.dirty = False
+
+
+def probe_media(
+    paths: Iterable[str],
+    cache: ProbeCache,
+    *,
+    workers: int = 4,
+    progress: bool = True,
+) -> dict[str, MediaInfo]:
+    """Probe every distinct path (videos through ``tools.video_io``, images through PIL) in parallel.
+
+    Missing files get an error without touching the cache; cached entries whose size and mtime still
+    match are reused. Returns ``{path: MediaInfo}``.
+    """
+    results: dict[str, MediaInfo] = {}
+    todo: list[tuple[str, tuple[int, int]]] = []
+    for path in dict.fromkeys(paths):
+        kind = media_kind(path)
+        try:
+            stamp = ProbeCache._stamp(path)
+        except OSError:
+            results[path] = MediaInfo(path, kind, error=f"{kind} not found: {path}")
+            continue
+        cached = cache.get(path, stamp)
+        if cached is not None:
+            results[path] = cached
+        else:
+            todo.append((path, stamp))
+    if todo:
+        from tqdm import tqdm
+
+        def work(item: tuple[str, tuple[int, int]]) -> MediaInfo:
+            path, stamp = item
+            info = _probe_one(path, media_kind(path))
+            cache.put(info, stamp)
+            return info
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for info in tqdm(pool.map(work, todo), total=len(todo), desc="probing media", unit="file",
+                             disable=not progress, file=sys.stderr):
+                results[info.path] = info
+        try:
+            from tools.video_io import close_all_readers
+
+            close_all_readers()  # probing leaves decord readers open; nothing below needs them
+        except ImportError:
+            pass
+    return results
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+def parse_segments(value: Any, what: str = "timestamps") -> list[tuple[float, float]]:
+    """``[[s, e], ...]`` (or one ``[s, e]``) as float pairs; :class:`RowError` when malformed."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise RowError(f"{what} is not a JSON list: {value!r}") from None
+    if not isinstance(value, (list, tuple)):
+        raise RowError(f"{what} must be a list of [start, end] pairs, got {value!r}")
+    if len(value) == 2 and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
+        value = [value]
+    segments: list[tuple[float, float]] = []
+    for item in value:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise RowError(f"{what} entry must be [start, end], got {item!r}")
+        try:
+            start, end = float(item[0]), float(item[1])
+        except (TypeError, ValueError):
+            raise RowError(f"{what} entry must hold two numbers, got {item!r}") from None
+        segments.append((start, end))
+    return segments
+
+
+def check_segments(segments: Sequence[tuple[float, float]], duration: float, what: str = "timestamps") -> None:
+    """Each segment must satisfy ``0 <= start < end <= duration`` (plus a small tolerance)."""
+    for start, end in segments:
+        if not (start == start and end == end):  # NaN
+            raise RowError(f"{what} [{start}, {end}] is not a number")
+        if end <= start:
+            raise RowError(f"{what} [{start}, {end}]: end <= start")
+        if start < 0:
+            raise RowError(f"{what} [{start}, {end}]: start < 0")
+        if end > duration + DURATION_TOLERANCE_S:
+            raise RowError(f"{what} [{start}, {end}] outside the video (duration {duration:.2f} s)")
+
+
+def clamp_segments(segments: Sequence[tuple[float, float]], duration: float) -> list[list[float]]:
+    """Segments with the end clamped to the duration (after :func:`check_segments`), as lists."""
+    return [[round(start, 3), round(min(end, duration), 3)] for start, end in segments]
+
+
+def answer_text(solution: Any) -> str:
+    """The answer inside ``<answer>...</answer>`` if present, else the stripped text."""
+    text = str(solution if solution is not None else "").strip()
+    match = _ANSWER_TAG_RE.search(text)
+    return match.group(1).strip() if match else text
+
+
+def answer_letter(answer: str) -> str:
+    """The first alphabetic character (the reference's rule), or :class:`RowError` when there is none."""
+    for char in answer:
+        if char.isalpha():
+            return char
+    raise RowError(f"qa answer has no letter: {answer!r}")
+
+
+def option_letters_in_text(text: str) -> list[str]:
+    """Option letters found as ``A. ...`` / ``(B) ...`` lines of a question text, in order."""
+    return _OPTION_LINE_RE.findall(text)
+
+
+def format_options(options: Any) -> tuple[list[str], list[str]]:
+    """Plain-schema options (list or ``{letter: text}``) -> (letters, lines ``"A. text"``)."""
+    if isinstance(options, dict):
+        items = [(str(k).strip(), str(v).strip()) for k, v in options.items()]
+    elif isinstance(options, (list, tuple)):
+        items = []
+        for i, option in enumerate(options):
+            text = str(option).strip()
+            match = re.match(r"^\(?([A-Z])[\.\):]\s*(.*)$", text, re.DOTALL)
+            items.append((match.group(1), match.group(2)) if match else (LETTERS[i], text))
+    else:
+        raise RowError(f"options must be a list or a dict, got {type(options).__name__}")
+    if not items:
+        raise RowError("options is empty")
+    return [k for k, _ in items], [f"{k}. {v}" for k, v in items]
+
+
+def check_letter(letter: str, letters: Sequence[str]) -> None:
+    if letters and letter not in letters:
+        raise RowError(f"answer {letter!r} is not among the options {''.join(letters)}")
+
+
+# --------------------------------------------------------------------------- split and output
+
+
+def split_train_val(keys: Sequence[str], val_fraction: float, seed: int) -> set[int]:
+    """Indices of the validation rows: the ``round(n * val_fraction)`` rows whose ``sha1(seed:key)`` is smallest.
+
+    Deterministic for a given seed and set of keys; a row keeps its side when other rows are added.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n_val = round(len(keys) * val_fraction)
+    order = sorted(range(len(keys)), key=lambda i: hashlib.sha1(f"{seed}:{keys[i]}".encode()).hexdigest())
+    return set(order[:n_val])
+
+
+def _temp_next_to(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temp_path)`` then rename the temp file onto ``path`` (no half-written outputs)."""
+    path = Path(path)
+    tmp = _temp_next_to(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return atomic_write_text(path, text)
+
+
+def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: Any) -> Path:
+    """Write ``rows`` with an explicit pyarrow ``schema`` (one fixed struct key set per file), atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_rejects(path: str | os.PathLike, rejects: Sequence[Reject]) -> Path:
+    return write_jsonl(path, (asdict(r) for r in rejects))
+
+
+def print_summary(name: str, written: dict[str, int], rejects: Sequence[Reject], limit: int = 20) -> None:
+    """Counts per output and the first rejects, on stderr."""
+    total = sum(written.values())
+    parts = ", ".join(f"{k}: {v}" for k, v in written.items())
+    print(f"[{name}] wrote {total} rows ({parts}); rejected {len(rejects)}", file=sys.stderr)
+    reasons: dict[str, int] = {}
+    for r in rejects:
+        head = r.reason.split(":")[0]
+        reasons[head] = reasons.get(head, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        print(f"  {count:6d} x {reason}", file=sys.stderr)
+    for r in rejects[:limit]:
+        print(f"  {r}", file=sys.stderr)
+    if len(rejects) > limit:
+        print(f"  ... {len(rejects) - limit} more in the rejects file", file=sys.stderr)
+

@@ -1,0 +1,367 @@
+"""RL jsonl -> verl parquet for ``RLHFDataset`` and the ``videotemp_agent`` loop.
+
+Input rows, in either of two schemas (several files may be given; they are concatenated):
+
+* reference (``rl/data/{qa,grounding}.jsonl``)::
+
+    {"messages": [{"role": "system", ...}, {"role": "user", "content": "<video>Question ... A. ... B. ..."}],
+     "videos": ["videos/x.mp4"], "data_type": "qa", "timestamp": [[12.0, 30.5]], "solution": "<answer>B</answer>"}
+
+  (the reference system prompt is replaced by the protocol module's).
+* plain::
+
+    {"video": "videos/x.mp4", "question": "...", "options": ["...", "..."], "answer": "B",
+     "timestamps": [[12.0, 30.5]], "data_type": "qa"}
+
+Output (``OUT/train.parquet``, ``OUT/val.parquet`` with ``--val-fraction``, ``OUT/rejects.jsonl``):
+``data_source``, ``agent_name``, ``prompt`` (system + user with ``<video>``), ``videos`` (one fixed key
+set: video, fps, max_frames, min_pixels, max_pixels), ``ability``, ``reward_model.ground_truth``
+(``{data_type, answer, timestamps}``) and ``extra_info`` (index, data type, duration, video path, the
+clip tool's ``tools_kwargs``).
+"""
+
+from __future__ import annotations
+
+if __package__ in (None, ""):  # run as a script: make the project packages importable
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from data_prep.common import (
+    DEFAULT_PROBE_CACHE_NAME,
+    LETTERS,
+    MediaInfo,
+    ProbeCache,
+    Reject,
+    RowError,
+    answer_letter,
+    answer_text,
+    check_letter,
+    check_segments,
+    clamp_segments,
+    format_options,
+    media_path,
+    option_letters_in_text,
+    parse_segments,
+    print_summary,
+    probe_media,
+    read_jsonl,
+    require,
+    resolve_path,
+    split_train_val,
+    write_parquet,
+    write_rejects,
+)
+from recipe.videotemp_o3.protocol import (
+    TOOL_NAME,
+    TRAIN_MAX_FRAMES,
+    TRAIN_PIXELS,
+    VIDEO_FPS,
+    VIDEO_PLACEHOLDER,
+    build_prompt_messages,
+)
+
+AGENT_NAME = "videotemp_agent"
+DATA_TYPES = ("qa", "grounding")
+ABILITY = {"qa": "video_qa", "grounding": "video_grounding"}
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """The prompt-video sampling keys written into every row's ``videos`` entry."""
+
+    fps: float = VIDEO_FPS
+    max_frames: int = TRAIN_MAX_FRAMES
+    min_pixels: int = TRAIN_PIXELS
+    max_pixels: int = TRAIN_PIXELS
+
+    def entry(self, path: str) -> dict[str, Any]:
+        return {"video": path, "fps": self.fps, "max_frames": self.max_frames,
+                "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
+
+
+@dataclass
+class ParsedRow:
+    """An input row read and checked as far as possible without the video."""
+
+    source: str  # "file:line"
+    video: str  # absolute path
+    question: str  # user text after the <video> placeholder (options included)
+    data_type: str
+    answer: str  # qa: the letter; grounding: the answer text
+    timestamps: list[tuple[float, float]]
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    video = pa.struct([("video", pa.string()), ("fps", pa.float64()), ("max_frames", pa.int64()),
+                       ("min_pixels", pa.int64()), ("max_pixels", pa.int64())])
+    segments = pa.list_(pa.list_(pa.float64()))
+    ground_truth = pa.struct([("data_type", pa.string()), ("answer", pa.string()), ("timestamps", segments)])
+    create_kwargs = pa.struct([("video", pa.string()), ("duration", pa.float64())])
+    tools_kwargs = pa.struct([(TOOL_NAME, pa.struct([("create_kwargs", create_kwargs)]))])
+    extra_info = pa.struct([
+        ("index", pa.int64()), ("data_type", pa.string()), ("duration", pa.float64()),
+        ("video_path", pa.string()), ("question", pa.string()), ("source", pa.string()),
+        ("need_tools_kwargs", pa.bool_()), ("tools_kwargs", tools_kwargs),
+    ])
+    return pa.schema([
+        ("data_source", pa.string()), ("agent_name", pa.string()), ("prompt", pa.list_(message)),
+        ("videos", pa.list_(video)), ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", ground_truth)])),
+        ("extra_info", extra_info),
+    ])
+
+
+def _data_type(row: dict[str, Any]) -> str:
+    data_type = str(require(row, "data_type")).strip().lower()
+    if data_type not in DATA_TYPES:
+        raise RowError(f"data_type must be one of {DATA_TYPES}, got {data_type!r}")
+    return data_type
+
+
+def _user_content(messages: Any) -> str:
+    if not isinstance(messages, list):
+        raise RowError("messages must be a list")
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if not isinstance(content, str):
+                raise RowError("the user message content must be a string with a <video> placeholder")
+            return content
+    raise RowError("messages has no user turn")
+
+
+def parse_reference_row(row: dict[str, Any], video_root: str | None) -> tuple[str, str, str, Any, Any, list[str]]:
+    """Reference schema -> (video, question, data_type, raw answer, raw timestamps, option letters)."""
+    content = _user_content(require(row, "messages"))
+    videos = require(row, "videos")
+    if not isinstance(videos, list):
+        raise RowError("videos must be a list")
+    placeholders = content.count(VIDEO_PLACEHOLDER)
+    if placeholders != 1 or len(videos) != 1:
+        raise RowError(f"mismatched <video> count: {placeholders} placeholder(s) in the user turn, "
+                       f"{len(videos)} video(s); expected 1 and 1")
+    question = content.replace(VIDEO_PLACEHOLDER, "").strip()
+    if not question:
+        raise RowError("the user turn has no question text")
+    video = resolve_path(media_path(videos[0]), video_root)
+    timestamps = row.get("timestamp", row.get("timestamps"))
+    return video, question, _data_type(row), require(row, "solution"), timestamps, option_letters_in_text(question)
+
+
+def parse_plain_row(row: dict[str, Any], video_root: str | None) -> tuple[str, str, str, Any, Any, list[str]]:
+    """Plain schema -> (video, question, data_type, raw answer, raw timestamps, option letters)."""
+    video = resolve_path(media_path(require(row, "video")), video_root)
+    question = str(require(row, "question")).strip()
+    data_type = _data_type(row)
+    letters: list[str] = []
+    if data_type == "qa":
+        if row.get("options"):
+            letters, lines = format_options(row["options"])
+            question = question + "\n" + "\n".join(lines)
+        else:
+            letters = option_letters_in_text(question)
+            if not letters:
+                raise RowError("missing field 'options' (and no 'A. ...' option lines in the question)")
+        answer = require(row, "answer")
+        if isinstance(answer, int) and not isinstance(answer, bool):  # 0-based option index
+            if not 0 <= answer < len(letters):
+                raise RowError(f"answer index {answer} is not among the {len(letters)} options")
+            answer = letters[answer] if letters else LETTERS[answer]
+    else:
+        answer = row.get("answer") or ""
+    return video, question, data_type, answer, row.get("timestamps", row.get("timestamp")), letters
+
+
+def parse_row(row: dict[str, Any], source: str, video_root: str | None) -> ParsedRow:
+    """Read one input row (either schema); :class:`RowError` says what is wrong."""
+    if "messages" in row:
+        video, question, data_type, raw_answer, raw_ts, letters = parse_reference_row(row, video_root)
+    elif "question" in row:
+        video, question, data_type, raw_answer, raw_ts, letters = parse_plain_row(row, video_root)
+    else:
+        raise RowError("missing field 'messages' (reference schema) or 'question' (plain schema)")
+    timestamps = parse_segments(raw_ts, "timestamps")
+    if data_type == "qa":
+        answer = answer_letter(answer_text(raw_answer))
+        check_letter(answer, letters)
+    else:
+        answer = answer_text(raw_answer)
+        if not timestamps and answer:
+            timestamps = parse_segments(_numbers_as_segment(answer), "answer")
+    if not timestamps:
+        raise RowError("missing field 'timestamp' (the evidence / target segments)")
+    if data_type == "grounding" and not answer:
+        answer = ", ".join(f"[{s:g}, {e:g}]" for s, e in timestamps)
+    return ParsedRow(source, video, question, data_type, answer, timestamps)
+
+
+def _numbers_as_segment(text: str) -> list[float]:
+    import re
+
+    numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)]
+    if len(numbers) != 2:
+        raise RowError(f"grounding answer {text!r} does not hold exactly one [start, end] pair")
+    return numbers
+
+
+def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSettings, data_source: str) -> dict[str, Any]:
+    """The parquet row for one checked input row."""
+    check_segments(parsed.timestamps, info.duration)
+    duration = round(info.duration, 3)
+    ground_truth = {"data_type": parsed.data_type, "answer": parsed.answer,
+                    "timestamps": clamp_segments(parsed.timestamps, info.duration)}
+    return {
+        "data_source": f"{data_source}_{parsed.data_type}",
+        "agent_name": AGENT_NAME,
+        "prompt": build_prompt_messages(parsed.question),
+        "videos": [settings.entry(parsed.video)],
+        "ability": ABILITY[parsed.data_type],
+        "reward_model": {"style": "rule", "ground_truth": ground_truth},
+        "extra_info": {
+            "index": index, "data_type": parsed.data_type, "duration": duration,
+            "video_path": parsed.video, "question": parsed.question, "source": parsed.source,
+            "need_tools_kwargs": True,
+            "tools_kwargs": {TOOL_NAME: {"create_kwargs": {"video": parsed.video, "duration": duration}}},
+        },
+    }
+
+
+@dataclass
+class Result:
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    rejects: list[Reject]
+
+
+def convert(
+    inputs: Sequence[str | os.PathLike],
+    *,
+    video_root: str | os.PathLike | None,
+    settings: VideoSettings = VideoSettings(),
+    data_source: str = "videotemp_o3",
+    cache: ProbeCache | None = None,
+    workers: int = 4,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> Result:
+    """Read, probe, check and build every row; nothing is written here."""
+    root = os.fspath(video_root) if video_root is not None else None
+    parsed: list[ParsedRow] = []
+    rejects: list[Reject] = []
+    for path in inputs:
+        for lineno, row in read_jsonl(path):
+            if isinstance(row, Reject):
+                rejects.append(row)
+                continue
+            try:
+                parsed.append(parse_row(row, f"{path}:{lineno}", root))
+            except RowError as err:
+                rejects.append(Reject(str(path), lineno, str(err)))
+    infos = probe_media((p.video for p in parsed), cache or ProbeCache(None), workers=workers, progress=progress)
+    rows: list[dict[str, Any]] = []
+    for item in parsed:
+        info = infos[item.video]
+        file, _, line = item.source.rpartition(":")
+        try:
+            if not info.ok:
+                raise RowError(info.error or "video not readable")
+            rows.append(build_row(item, info, len(rows), settings, data_source))
+        except RowError as err:
+            rejects.append(Reject(file, int(line), str(err)))
+    keys = [hashlib.sha1(f"{r['videos'][0]['video']}\n{r['extra_info']['question']}".encode()).hexdigest() for r in rows]
+    val_idx = split_train_val(keys, val_fraction, seed)
+    rejects.sort(key=lambda r: (r.file, r.line))
+    return Result([r for i, r in enumerate(rows) if i not in val_idx], [r for i, r in enumerate(rows) if i in val_idx], rejects)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Convert VideoTemp-o3 RL jsonl (reference or plain schema) into verl parquet for RLHFDataset "
+                    "and the videotemp_agent loop. Writes OUT/train.parquet, OUT/val.parquet (with --val-fraction) "
+                    "and OUT/rejects.jsonl (file, line, reason of every rejected row).",
+    )
+    parser.add_argument("inputs", nargs="+", help="input jsonl files (reference schema with messages/videos/"
+                        "data_type/timestamp/solution, or plain schema with video/question/options/answer/"
+                        "timestamps/data_type; both may be mixed)")
+    parser.add_argument("--video-root", default=None, help="directory that relative video paths are resolved "
+                        "against (default: the current directory); paths are stored absolute")
+    parser.add_argument("--output-dir", required=True, help="directory for train.parquet, val.parquet, rejects.jsonl")
+    parser.add_argument("--val-fraction", type=float, default=0.0, help="share of rows that go to val.parquet, "
+                        "chosen deterministically by a hash of (seed, video, question) (default 0: no val file)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    parser.add_argument("--fps", type=float, default=VIDEO_FPS, help=f"prompt-video sampling rate written to every "
+                        f"row (default {VIDEO_FPS})")
+    parser.add_argument("--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"prompt-video frame cap "
+                        f"(default {TRAIN_MAX_FRAMES})")
+    parser.add_argument("--min-pixels", type=int, default=TRAIN_PIXELS, help=f"minimum pixels per frame "
+                        f"(default {TRAIN_PIXELS} = 224x224 area)")
+    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS, help=f"maximum pixels per frame "
+                        f"(default {TRAIN_PIXELS})")
+    parser.add_argument("--data-source", default="videotemp_o3", help="data_source prefix; rows get "
+                        "'<prefix>_qa' or '<prefix>_grounding' (validation metrics are grouped by it)")
+    parser.add_argument("--probe-cache", default=None, help=f"JSON cache of video probes keyed by path, size and "
+                        f"mtime (default OUT/{DEFAULT_PROBE_CACHE_NAME}; 'none' to disable)")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="parallel video probes "
+                        "(default: min(8, CPUs))")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 and write no parquet when any row "
+                        "is rejected (the rejects file is still written)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.min_pixels > args.max_pixels:
+        print(f"error: --min-pixels {args.min_pixels} > --max-pixels {args.max_pixels}", file=sys.stderr)
+        return 2
+    for path in args.inputs:
+        if not Path(path).is_file():
+            print(f"error: input file not found: {path}", file=sys.stderr)
+            return 2
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache_path = None if str(args.probe_cache).lower() == "none" else (args.probe_cache or out / DEFAULT_PROBE_CACHE_NAME)
+    cache = ProbeCache(cache_path)
+    started = time.perf_counter()
+    result = convert(
+        args.inputs, video_root=args.video_root,
+        settings=VideoSettings(args.fps, args.max_frames, args.min_pixels, args.max_pixels),
+        data_source=args.data_source, cache=cache, workers=args.workers,
+        val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress,
+    )
+    cache.save()
+    write_rejects(out / "rejects.jsonl", result.rejects)
+    written = {"train": len(result.train), "val": len(result.val)}
+    if args.strict and result.rejects:
+        print_summary("prepare_rl", {"train": 0, "val": 0}, result.rejects)
+        print(f"error: --strict and {len(result.rejects)} row(s) rejected; see {out / 'rejects.jsonl'}", file=sys.stderr)
+        return 1
+    schema = _schema()
+    write_parquet(out / "train.parquet", result.train, schema)
+    if args.val_fraction > 0:
+        write_parquet(out / "val.parquet", result.val, schema)
+    elapsed = time.perf_counter() - started
+    print_summary("prepare_rl", written, result.rejects)
+    total = len(result.train) + len(result.val) + len(result.rejects)
+    print(f"[prepare_rl] {total} input rows in {elapsed:.2f} s ({total / max(elapsed, 1e-9):.0f} rows/s) -> {out}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
