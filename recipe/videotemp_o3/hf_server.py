@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -70,11 +70,22 @@ class HFServerClient:
         default_max_tokens: new tokens per request when ``sampling_params`` has no ``max_tokens``.
         seed: base seed; request k samples with seed ``seed + k`` (or ``sampling_params["seed"]``)
             inside a forked RNG, so runs are reproducible and the caller's RNG is untouched.
+        force: optional ``(request_id, turn) -> text | None``; a text is not sampled but scored
+            (teacher forcing: its tokens, closed with ``<|im_end|>``, with the model's log-probs), to
+            steer a random model into tool calls while keeping real log-probs.
 
     Requests run one at a time in a worker thread (the event loop is never blocked).
     """
 
-    def __init__(self, model: Any, processor: Any, *, default_max_tokens: int = 512, seed: int = 0):
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        default_max_tokens: int = 512,
+        seed: int = 0,
+        force: Optional[Callable[[str, int], Optional[str]]] = None,
+    ):
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -84,6 +95,8 @@ class HFServerClient:
         self.image_token_id = get_processor_token_id(processor, "image")
         self._lock = threading.Lock()
         self._requests = 0
+        self.force = force
+        self._turns: dict[str, int] = {}
         self.calls: list[dict[str, Any]] = []  # one record per request: inspection in tests
 
     @classmethod
@@ -156,6 +169,12 @@ class HFServerClient:
                     [_StopOnStrings(self.tokenizer, stops, inputs["input_ids"].shape[1])]
                 )
 
+            turn = self._turns.get(request_id, 0)
+            self._turns[request_id] = turn + 1
+            forced = self.force(request_id, turn) if self.force is not None else None
+            if forced is not None:
+                return self._score_forced(request_id, prompt_ids, video_data, forced, temperature, max_tokens, params)
+
             seed = int(params.get("seed", self.seed + request_index))
             with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
                 torch.manual_seed(seed)
@@ -186,6 +205,44 @@ class HFServerClient:
                 stop_reason="completed",
                 extra_fields={},
             )
+
+    def _score_forced(
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        video_data: Optional[list[Any]],
+        text: str,
+        temperature: float,
+        max_tokens: int,
+        params: dict[str, Any],
+    ) -> TokenOutput:
+        """Tokens of ``text`` (+ ``<|im_end|>``) with their log-probs under the model (one forward)."""
+        tokens = self.tokenizer.encode(text, add_special_tokens=False)
+        tokens = (tokens + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")])[:max_tokens]
+        logprobs = self.sequence_logprobs(prompt_ids, tokens, video_data, temperature=temperature)
+        self.calls.append(
+            {"request_id": request_id, "prompt_len": len(prompt_ids), "n_videos": len(video_data or []),
+             "max_tokens": max_tokens, "n_new": len(tokens), "seed": None}
+        )
+        return TokenOutput(
+            token_ids=tokens, log_probs=logprobs if params.get("logprobs") else None, stop_reason="completed"
+        )
+
+    def sequence_logprobs(
+        self, prompt_ids: list[int], token_ids: list[int], video_data: Optional[list[Any]], *, temperature: float = 1.0
+    ) -> list[float]:
+        """Log-probs of ``token_ids`` following ``prompt_ids`` (teacher forcing, one forward pass)."""
+        device = next(self.model.parameters()).device
+        inputs = self.model_inputs(list(prompt_ids) + list(token_ids), video_data, device=device)
+        with torch.no_grad():
+            if hasattr(self.model, "model") and hasattr(self.model.model, "rope_deltas"):
+                self.model.model.rope_deltas = None
+            logits = self.model(**inputs).logits[0].float()
+        steps = logits[len(prompt_ids) - 1 : len(prompt_ids) - 1 + len(token_ids)]
+        if temperature > 0:
+            steps = steps / temperature
+        logprobs = torch.log_softmax(steps, dim=-1)
+        return logprobs[torch.arange(len(token_ids)), torch.tensor(token_ids)].tolist()
 
     def model_inputs(
         self, prompt_ids: list[int], video_data: Optional[list[Any]], *, device: Any = "cpu"

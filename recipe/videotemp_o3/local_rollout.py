@@ -26,6 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from recipe.videotemp_o3 import protocol
 
+AGENT_NAME = "videotemp_agent"
+AGENT_MODULE = "recipe.videotemp_o3.agent_loop"
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 GRPO_CONFIG_NAME = "videotemp_o3_grpo"
 AGENT_LOOP_CONFIG = CONFIG_DIR / "agent_loop.yaml"
@@ -142,14 +144,23 @@ class LocalRollout:
     Args:
         config: a composed trainer config (:func:`compose_config`).
         client: object with verl's ``LLMServerClient.generate`` signature.
+        agent_kwargs: overrides of the ``videotemp_agent`` entry's keyword arguments (e.g.
+            ``{"max_tokens_per_turn": 64}``). verl's agent-loop registry is process-wide: the entry
+            is rebuilt from the config by every ``LocalRollout``, so the last one created wins.
     """
 
-    def __init__(self, config: DictConfig, client: Any):
+    def __init__(self, config: DictConfig, client: Any, agent_kwargs: dict[str, Any] | None = None):
         import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers "videotemp_agent")
+        from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 
         self.config = config
         self.client = client
-        self.worker = _worker_class()(config, llm_client=client)
+        _agent_loop_registry[AGENT_NAME] = {"_target_": f"{AGENT_MODULE}.VideoTempAgentLoop"}
+        self.worker = _worker_class()(config, llm_client=client)  # re-reads agent_loop_config_path
+        entry = _agent_loop_registry[AGENT_NAME]
+        entry = OmegaConf.to_container(entry) if isinstance(entry, DictConfig) else dict(entry)
+        entry.update(agent_kwargs or {})
+        _agent_loop_registry[AGENT_NAME] = entry
         self.tokenizer = self.worker.tokenizer
         self.processor = self.worker.processor
 
