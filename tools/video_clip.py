@@ -215,14 +215,16 @@ class VideoClipTool(BaseTool):
                 )
         except Exception:
             result = _failure(VIDEO_UNREADABLE_ERROR)
-        videos = [clip.as_verl_video() for clip in result.clips] or None
+        response = ToolResponse(text=result.text)  # ``video=None`` fails ToolResponse's validator
+        if result.clips:
+            response = ToolResponse(text=result.text, video=[clip.as_verl_video() for clip in result.clips])
         metrics = {
             "num_clips": len(result.clips),
             "num_frames": sum(int(clip.frames.shape[0]) for clip in result.clips),
             "failed": result.error is not None,
             "latency_s": time.perf_counter() - started,
         }
-        return ToolResponse(text=result.text, video=videos), 0.0, metrics
+        return response, 0.0, metrics
 
     async def release(self, instance_id: str, **kwargs: Any) -> None:
         self._instances.pop(instance_id, None)
