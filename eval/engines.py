@@ -46,6 +46,7 @@ class EvalSettings:
     max_new_tokens: int = 4096  # per assistant turn
     max_turns: int = protocol.MAX_ASSISTANT_TURNS
     clip_caption: bool = False
+    with_image: bool = False  # Video-MMMU Adaptation image in the prompt (needs image support in the agent loop)
     prompt_length: int = 40960
     response_length: int = 40960
     max_model_len: int = 81920
@@ -82,7 +83,7 @@ def sample_row(sample: EvalSample, index: int, settings: EvalSettings) -> dict[s
         data_source=sample.benchmark, ground_truth=sample.answer if sample.answer is not None else sample.span,
         extra_info={"sample_id": sample.id, "data_type": sample.kind},
     )
-    if sample.image:  # Video-MMMU Adaptation: the image is shown after the video
+    if sample.image and settings.with_image:  # Video-MMMU Adaptation: the image is shown after the video
         content = row["raw_prompt"][1]["content"]
         content.insert(1, {"type": "image", "image": str(Path(sample.image).resolve())})
     return row

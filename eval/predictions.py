@@ -17,7 +17,7 @@ from typing import Any
 # Settings that change the predictions: a resume with any of them different is refused (unless forced).
 RESUME_KEYS = (
     "benchmark", "model", "engine", "max_frames", "max_pixels", "min_pixels", "fps", "temperature", "top_p",
-    "max_new_tokens", "max_turns", "prompt_version", "clip_caption",
+    "max_new_tokens", "max_turns", "prompt_version", "clip_caption", "with_image",
 )
 
 
@@ -52,8 +52,8 @@ def write_json_atomic(path: Path, obj: Any) -> None:
             os.unlink(tmp)
 
 
-def repair_and_read(path: Path) -> list[dict]:
-    """Records of a prediction file; a last line without its newline or not valid JSON is truncated away."""
+def repair_and_read(path: Path, truncate: bool = True) -> list[dict]:
+    """Records of a prediction file; a last line without its newline or not valid JSON is dropped (and truncated away if ``truncate``)."""
     if not path.exists():
         return []
     data = path.read_bytes()
@@ -74,7 +74,7 @@ def repair_and_read(path: Path) -> list[dict]:
                 break
         pos = nl + 1
         good_end = pos
-    if good_end < len(data):
+    if truncate and good_end < len(data):
         with open(path, "r+b") as fh:
             fh.truncate(good_end)
             fh.flush()

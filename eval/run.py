@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_new_tokens", type=int, default=DEFAULTS.max_new_tokens, help="new tokens per assistant turn (default %(default)s)")
     p.add_argument("--max_turns", type=int, default=DEFAULTS.max_turns, help="assistant turns per sample (default %(default)s)")
     p.add_argument("--clip_caption", action="store_true", help="tell the model each clip's absolute range in text (off in the reference)")
+    p.add_argument("--with_image", action="store_true",
+                   help="Video-MMMU Adaptation: put the question's image after the video (needs an agent loop that passes images)")
     p.add_argument("--prompt_length", type=int, default=DEFAULTS.prompt_length, help="token budget of the prompt (default %(default)s)")
     p.add_argument("--response_length", type=int, default=DEFAULTS.response_length,
                    help="token budget of all turns incl. clips (default %(default)s)")
@@ -120,7 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     return EvalSettings(
         benchmark=args.benchmark, model=str(args.model), engine=args.engine, max_frames=args.max_frames, max_pixels=args.max_pixels,
         min_pixels=args.min_pixels, fps=args.fps, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        max_turns=args.max_turns, clip_caption=args.clip_caption, prompt_length=args.prompt_length,
+        max_turns=args.max_turns, clip_caption=args.clip_caption, with_image=args.with_image, prompt_length=args.prompt_length,
         response_length=args.response_length, max_model_len=args.max_model_len, batch_size=args.batch_size,
         tensor_parallel=args.tensor_parallel, n_gpus_per_node=args.n_gpus_per_node, nnodes=args.nnodes,
         gpu_memory_utilization=args.gpu_memory_utilization, script=str(Path(args.script).resolve()) if args.script else None,
