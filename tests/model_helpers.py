@@ -35,13 +35,15 @@ def video_frames(num_frames: int, height: int = 56, width: int = 84, seed: int =
     return torch.randint(0, 256, (num_frames, 3, height, width), generator=generator).float()
 
 
-def video_metadata(num_frames: int, fps: float = 2.0, source_fps: float = 2.0) -> dict:
-    """Metadata dict in qwen-vl-utils' shape for ``num_frames`` frames sampled at ``fps`` from a ``source_fps`` video."""
-    step = source_fps / fps
-    indices = [round(i * step) for i in range(num_frames)]
+def video_metadata(num_frames: int, fps: float = 2.0) -> dict:
+    """qwen-vl-utils style metadata for ``num_frames`` consecutive frames of a video recorded at ``fps``.
+
+    With these values ``VideoMetadata.sampled_fps == fps``, so Qwen2.5-VL's
+    ``second_per_grid_ts == 2 / fps``.
+    """
     return {
-        "fps": source_fps,
-        "frames_indices": indices,
-        "total_num_frames": indices[-1] + 1,
+        "fps": fps,
+        "frames_indices": list(range(num_frames)),
+        "total_num_frames": num_frames,
         "video_backend": "decord",
     }
