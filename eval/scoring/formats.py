@@ -44,11 +44,10 @@ def _assistant_texts(history: Any) -> list[str]:
 
 
 def _load_json_or_jsonl(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped.rstrip()):
+    """A ``.jsonl`` file as a list of objects; anything else as one JSON document if it parses, else as JSONL."""
+    if path.suffix != ".jsonl":
         try:
-            return json.loads(text)
+            return json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             pass
     return [obj for _, obj in read_jsonl(path)]
@@ -74,7 +73,7 @@ def _reference_common(r: dict, where: str, **kw) -> Prediction:
     turns = _assistant_texts(r.get("conv_history"))
     return Prediction(
         id=str(r.get("id", r.get("question_id", kw.pop("default_id")))), response=str(r.get("response") or "").strip(),
-        turns=turns, tool_calls=tool_calls_from_turns(turns) if turns else None, **kw,
+        turns=turns, tool_calls=tool_calls_from_turns(turns) if "conv_history" in r else None, **kw,
     )
 
 
