@@ -164,7 +164,8 @@ def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardS
         letter = first_letter(answer)
         acc = 1.0 if letter is not None and letter == first_letter(truth.answer) else 0.0
     else:
-        acc = normalise_iou(segment_score(answer_segments(answer), truth.timestamps), settings.iou_low, settings.iou_high)
+        answer_score = segment_score(answer_segments(answer), truth.timestamps)
+        acc = normalise_iou(answer_score, settings.iou_low, settings.iou_high)
 
     ranges = last_tool_ranges(turns)
     tool_iou = segment_score(ranges, truth.timestamps) if ranges else 0.0
@@ -226,6 +227,8 @@ def compute_score(
         return result
     except Exception:  # the reward must not take the training run down
         if not _error_logged:
-            logger.exception("videotemp reward failed (data_source=%r); scoring 0. Further errors are silent.", data_source)
+            logger.exception(
+                "videotemp reward failed (data_source=%r); scoring 0. Further errors are not logged.", data_source
+            )
             _error_logged = True
         return _zero_result()
