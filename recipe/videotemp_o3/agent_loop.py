@@ -294,6 +294,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         if self.processor is None:
             raise ValueError("VideoTempAgentLoop needs a vision-language processor (processor is None)")
         self.image_factor = image_factor(self.processor)
+        install_rope_time_fix(self.processor)
         self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.end_ids = {t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None}
 
@@ -585,6 +586,25 @@ class VideoTempAgentLoop(AgentLoopBase):
             metrics=metrics,
             extra_fields=extra,
         )
+
+
+def _rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:
+    spgt = multi_modal_inputs.get("second_per_grid_ts")
+    return {} if spgt is None else {"second_per_grid_ts": spgt}
+
+
+def install_rope_time_fix(processor: Any) -> None:
+    """Make verl's trainer-side MRoPE positions use each video's true ``second_per_grid_ts``.
+
+    verl 0.9.1 ``AgentLoopWorker._compute_position_ids`` calls ``processor.get_rope_index`` without
+    ``second_per_grid_ts``, so Qwen2.5-VL temporal positions assume 1 s per temporal patch (2 fps)
+    while vLLM and transformers use the real value: any video sampled below 2 fps (a long prompt
+    video capped at ``max_frames``) would be trained on other positions than it was generated with.
+    verl merges ``processor.get_rope_index_kwargs(multi_modal_inputs)`` into that call; this hook
+    supplies the missing key (Qwen3-VL has none: its times are text).
+    """
+    if getattr(processor, "get_rope_index_kwargs", None) is None:
+        processor.get_rope_index_kwargs = _rope_index_kwargs
 
 
 def image_factor(processor: Any) -> int:

@@ -216,9 +216,17 @@ class HFServerClient:
         max_tokens: int,
         params: dict[str, Any],
     ) -> TokenOutput:
-        """Tokens of ``text`` (+ ``<|im_end|>``) with their log-probs under the model (one forward)."""
-        tokens = self.tokenizer.encode(text, add_special_tokens=False)
-        tokens = (tokens + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")])[:max_tokens]
+        """Tokens of ``text`` (+ ``<|im_end|>``) with their log-probs under the model (one forward).
+
+        A ``stop`` string in ``text`` ends it there (kept, no ``<|im_end|>``), as in sampling.
+        """
+        end = [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        for stop in params.get("stop") or []:
+            at = text.find(stop) if stop else -1
+            if at >= 0:
+                text, end = text[: at + len(stop)], []
+                break
+        tokens = (self.tokenizer.encode(text, add_special_tokens=False) + end)[:max_tokens]
         logprobs = self.sequence_logprobs(prompt_ids, tokens, video_data, temperature=temperature)
         self.calls.append(
             {"request_id": request_id, "prompt_len": len(prompt_ids), "n_videos": len(video_data or []),
