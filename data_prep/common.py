@@ -188,6 +188,13 @@ class ProbeCache:
         self.dirty = False
 
 
+def probe_cache_path(option: str | None, out_dir: Path) -> Path | None:
+    """The ``--probe-cache`` value as a path: default ``OUT/probe_cache.json``, ``none`` disables it."""
+    if option is None:
+        return out_dir / DEFAULT_PROBE_CACHE_NAME
+    return None if option.strip().lower() == "none" else Path(option)
+
+
 def probe_media(
     paths: Iterable[str],
     cache: ProbeCache,
@@ -343,6 +350,9 @@ def _temp_next_to(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs get the usual permissions
     return Path(tmp)
 
 

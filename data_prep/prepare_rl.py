@@ -54,6 +54,7 @@ from data_prep.common import (
     option_letters_in_text,
     parse_segments,
     print_summary,
+    probe_cache_path,
     probe_media,
     read_jsonl,
     require,
@@ -335,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache_path = None if str(args.probe_cache).lower() == "none" else (args.probe_cache or out / DEFAULT_PROBE_CACHE_NAME)
+    cache_path = probe_cache_path(args.probe_cache, out)
     cache = ProbeCache(cache_path)
     started = time.perf_counter()
     result = convert(

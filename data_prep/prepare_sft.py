@@ -50,6 +50,7 @@ from data_prep.common import (
     media_path,
     parse_segments,
     print_summary,
+    probe_cache_path,
     probe_media,
     read_jsonl,
     require,
@@ -375,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache_path = None if str(args.probe_cache).lower() == "none" else (args.probe_cache or out / DEFAULT_PROBE_CACHE_NAME)
+    cache_path = probe_cache_path(args.probe_cache, out)
     cache = ProbeCache(cache_path)
     settings = SftSettings(
         args.fps, args.max_frames, args.min_pixels, args.max_pixels, args.clip_fps, args.clip_min_frames,
