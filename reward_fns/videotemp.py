@@ -6,7 +6,10 @@ returned dict always has the same float keys (``REWARD_KEYS``); verl stores all 
 ``reward_extra_info`` and uses ``score`` as the scalar reward.
 
 Turns come from ``extra_info["turn_texts"]`` when the agent loop provides them, otherwise from the
-decoded response split with ``protocol.split_assistant_turns``. Both give the same scores.
+decoded response split with ``protocol.split_assistant_turns``; both give the same components.
+The counts ``n_tool_calls``, ``n_clips`` and ``answered`` come from the loop's ``tool_ranges``,
+``n_clips`` and ``answered`` when present (what it executed); without them they are derived from the
+text (clips = valid ranges of each executed call, not checked against the video length).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ REWARD_KEYS: tuple[str, ...] = (
     "format",  # 1 iff every assistant turn has one of the two strict shapes
     "tool_iou",  # raw segment score of the last tool call against the evidence (0 without a call)
     "penalised",  # 1 when the IoU penalty was applied
-    "n_tool_calls",  # assistant turns that called the tool
-    "n_clips",  # clips cut over the whole trajectory
+    "n_tool_calls",  # executed tool calls (a call in the final turn got no feedback)
+    "n_clips",  # clips cut over the whole trajectory (without the loop's count: valid ranges)
     "answered",  # 1 when the last turn gave an answer
     "n_turns",  # assistant turns
     "called_tool",  # 1 when at least one tool call was made
@@ -141,10 +144,15 @@ def assistant_turns(solution_str: str, extra_info: Mapping[str, Any] | None) -> 
     return protocol.split_assistant_turns(solution_str or "")
 
 
-def _count_clips(turns: Sequence[str]) -> int:
-    """Clips the loop would cut: valid ranges of each tool turn's first call, capped per call."""
+def executed_tool_turns(turns: Sequence[str]) -> list[int]:
+    """Indices of the tool-call turns that got feedback: a call in the final turn was never executed."""
+    return [index for index in tool_call_turns(turns) if index < len(turns) - 1]
+
+
+def _count_clips(turns: Sequence[str], tool_turns: Sequence[int]) -> int:
+    """Clips the loop would cut: valid ranges of each executed turn's first call, capped per call."""
     total = 0
-    for index in tool_call_turns(turns):
+    for index in tool_turns:
         call = protocol.parse_turn(turns[index]).tool_call
         if call is not None:
             total += len(protocol.validate_ranges(call.ranges, math.inf).clips)
@@ -177,7 +185,8 @@ def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardS
             penalised = 1.0
 
     fmt = 1.0 if turns and all(protocol.is_well_formed_turn(turn) for turn in turns) else 0.0
-    n_tool_calls = float(len(tool_call_turns(turns)))
+    tool_turns = executed_tool_turns(turns)
+    n_tool_calls = float(len(tool_turns))
     score = settings.acc_weight * acc + settings.iou_weight * penalty_iou + settings.format_weight * fmt
     return {
         "score": score,
@@ -187,7 +196,7 @@ def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardS
         "tool_iou": tool_iou,
         "penalised": penalised,
         "n_tool_calls": n_tool_calls,
-        "n_clips": float(_count_clips(turns)),
+        "n_clips": float(_count_clips(turns, tool_turns)),
         "answered": 1.0 if answer is not None else 0.0,
         "n_turns": float(len(turns)),
         "called_tool": 1.0 if n_tool_calls > 0 else 0.0,

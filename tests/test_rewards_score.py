@@ -133,7 +133,7 @@ def test_trajectory_ending_on_a_tool_call():
     result = score([tool_turn((10, 20)), tool_turn((12, 18))], qa_truth("C", [[10, 20]]))
     assert (result["acc"], result["answered"], result["format"], result["iou"]) == (0.0, 0.0, 1.0, 0.0)
     assert result["score"] == 1.0
-    assert result["n_tool_calls"] == 2.0
+    assert (result["n_tool_calls"], result["n_clips"], result["called_tool"]) == (1.0, 1.0, 1.0)  # last never ran
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,9 @@ TRAJECTORIES = [
 def test_solution_str_path_and_extra_info_path_agree(turns, truth):
     solution_str = decoded_response(turns)
     from_text = compute_score("videotemp", solution_str, truth, {"index": 3})
-    tool_ranges = [[list(r) for r in protocol.parse_turn(t).tool_call.ranges] for t in turns if protocol.tool_call_bodies(t)]
+    # the loop records the calls it executed: every tool-call turn but a final one
+    tool_ranges = [[list(r) for r in protocol.parse_turn(t).tool_call.ranges]
+                   for t in turns[:-1] if protocol.tool_call_bodies(t)]
     extra_info = {
         "index": 3,
         "turn_texts": [t + "<|im_end|>" for t in turns],  # as generated, EOS text included
