@@ -95,14 +95,16 @@ def test_probe_errors_name_path_and_reason(tmp_path):
             probe(bad)
         with pytest.raises(VideoError):
             sample_clip(bad, 0, 1)
+    with pytest.raises(ValueError, match="pixel budget"):  # qwen's smart_resize would give height 0
+        sample_video(make_video(tmp_path, seconds=1, fps=10), min_pixels=28 * 28, max_pixels=28 * 28)
     with pytest.raises(VideoError, match="not a regular file"):
         probe(tmp_path)
 
 
 def test_hung_decode_times_out_and_reader_is_replaced(vdir):
     path = make_video(vdir, seconds=2, fps=10)
-    norm = str(path.resolve())
-    reader = video_io._readers.get(norm, 10)
+    info = probe(path)
+    reader = video_io._readers.get(info, 56, 56, 10)
 
     class SlowReader:
         def __init__(self, vr):
@@ -120,7 +122,7 @@ def test_hung_decode_times_out_and_reader_is_replaced(vdir):
         sample_clip(path, 0, 2, timeout_s=0.2, **TINY)
     clip = sample_clip(path, 0, 2, timeout_s=10, **TINY)  # a fresh reader
     assert decoded_indices(clip.frames) == clip.frame_indices
-    assert video_io._readers.get(norm, 10) is not reader
+    assert video_io._readers.get(info, 56, 56, 10) is not reader
 
 
 # --------------------------------------------------------------------------- prompt video = qwen-vl-utils
@@ -275,7 +277,8 @@ def test_reader_pool_is_bounded(vdir):
     video_io.set_max_open_readers(2)
     try:
         for path in paths:
-            probe(path)
+            sample_clip(path, 0, 1, **TINY)
+            sample_clip(path, 0, 1, min_pixels=28 * 28 * 2, max_pixels=28 * 28 * 2)  # another size: another reader
             assert video_io.reader_pool_size() <= 2
         assert video_io.reader_pool_size() == 2
     finally:

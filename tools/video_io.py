@@ -20,9 +20,10 @@ the number of source frames the sample spans, so that the processor's
 (:attr:`SampledVideo.sample_fps`; Qwen2.5-VL derives ``second_per_grid_ts`` from it, Qwen3-VL its
 absolute timestamps from ``frames_indices / fps``).
 
-Decoding uses decord in chunks, each chunk resized to the target size at once as uint8, so peak
-memory stays near the size of the uint8 result. Open readers are kept in a small LRU pool with a
-lock each (decord readers are not thread-safe) and parked with ``seek(0)`` after use (decord 0.6
+Decoding uses decord ``get_batch`` in chunks with the reader opened at the target size (decord
+scales in its ffmpeg pipeline), so no full-resolution RGB frame is ever held and peak memory stays
+near the size of the uint8 result. Open readers are kept in a small LRU pool keyed by
+``(path, H, W)`` with a lock each (decord readers are not thread-safe) and parked with ``seek(0)`` after use (decord 0.6
 keeps decoding in the background otherwise, dmlc/decord#208). Every decode runs in a worker thread
 bounded by ``timeout_s``.
 """
@@ -48,6 +49,7 @@ DEFAULT_PIXELS = TRAIN_PIXELS  # 50,176 px = 224 x 224 area, the reference's tra
 DEFAULT_TIMEOUT_S = 120.0
 DECODE_CHUNK_FRAMES = 16  # full-resolution frames held at once while decoding
 DEFAULT_MAX_READERS = int(os.environ.get("VIDEOTEMP_MAX_OPEN_READERS", "8"))
+DECODE_THREADS = int(os.environ.get("VIDEOTEMP_DECODE_THREADS", "0"))  # 0 = decord/ffmpeg auto
 DEFAULT_CACHE_BYTES = int(os.environ.get("VIDEOTEMP_FRAME_CACHE_BYTES", str(2 << 30)))
 
 T = TypeVar("T")
@@ -184,44 +186,54 @@ def shared_frame_cache(max_bytes: int | None = None) -> FrameCache:
 
 
 class _Reader:
-    """An open decord reader with its lock and what probing learned."""
+    """An open decord reader that outputs frames at one size, with its lock."""
 
-    def __init__(self, vr: Any, info: VideoInfo, mtime: float):
+    def __init__(self, vr: Any, info: VideoInfo, size: tuple[int, int], mtime: float):
         self.vr = vr
         self.info = info
+        self.size = size
         self.mtime = mtime
         self.lock = threading.Lock()
 
 
+_ReaderKey = tuple[str, int, int]
+
+
 class _ReaderPool:
-    """Small LRU of open readers keyed by path (and file mtime)."""
+    """Small LRU of open readers keyed by ``(path, height, width)`` (and file mtime)."""
 
     def __init__(self, max_readers: int):
         self.max_readers = max_readers
-        self._readers: OrderedDict[str, _Reader] = OrderedDict()
+        self._readers: OrderedDict[_ReaderKey, _Reader] = OrderedDict()
         self._lock = threading.Lock()
         self.opened = 0
 
-    def get(self, path: str, timeout_s: float) -> _Reader:
-        mtime = _check_file(path)
+    def get(self, info: VideoInfo, height: int, width: int, timeout_s: float | None) -> _Reader:
+        key = (info.path, height, width)
+        mtime = _check_file(info.path)
         with self._lock:
-            reader = self._readers.get(path)
+            reader = self._readers.get(key)
             if reader is not None and reader.mtime == mtime:
-                self._readers.move_to_end(path)
+                self._readers.move_to_end(key)
                 return reader
-        reader = _run_with_timeout(lambda: _open_reader(path, mtime), timeout_s, path, "opening")
+        reader = _run_with_timeout(lambda: _open_sized_reader(info, height, width, mtime), timeout_s, info.path,
+                                   "opening")
         with self._lock:
             self.opened += 1
-            self._readers[path] = reader
-            self._readers.move_to_end(path)
-            while len(self._readers) > self.max_readers:
-                self._readers.popitem(last=False)  # freed once no call holds it any more
+            self._readers[key] = reader
+            self._readers.move_to_end(key)
+            self._trim()
         return reader
 
-    def drop(self, path: str, reader: _Reader | None = None) -> None:
+    def _trim(self) -> None:
+        while len(self._readers) > self.max_readers:
+            self._readers.popitem(last=False)  # freed once no call holds it any more
+
+    def drop(self, reader: _Reader) -> None:
+        key = (reader.info.path, *reader.size)
         with self._lock:
-            if reader is None or self._readers.get(path) is reader:
-                self._readers.pop(path, None)
+            if self._readers.get(key) is reader:
+                self._readers.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:
@@ -233,6 +245,9 @@ class _ReaderPool:
 
 
 _readers = _ReaderPool(DEFAULT_MAX_READERS)
+_infos: OrderedDict[str, tuple[float, VideoInfo]] = OrderedDict()
+_infos_lock = threading.Lock()
+_MAX_INFOS = 4096
 
 
 def reader_pool_size() -> int:
@@ -244,15 +259,16 @@ def set_max_open_readers(count: int) -> None:
     """Bound the reader pool (default ``VIDEOTEMP_MAX_OPEN_READERS`` = 8); drops the oldest now."""
     if count < 1:
         raise ValueError(f"need at least one open reader, got {count}")
-    _readers.max_readers = count
     with _readers._lock:
-        while len(_readers._readers) > count:
-            _readers._readers.popitem(last=False)
+        _readers.max_readers = count
+        _readers._trim()
 
 
 def close_all_readers() -> None:
-    """Close every pooled reader (tests, or before forking)."""
+    """Close every pooled reader and forget probed infos (tests, benchmarks, before forking)."""
     _readers.clear()
+    with _infos_lock:
+        _infos.clear()
 
 
 def _check_file(path: str) -> float:
@@ -269,27 +285,41 @@ def _check_file(path: str) -> float:
     return stat.st_mtime
 
 
-def _open_reader(path: str, mtime: float) -> _Reader:
+def _decord_reader(path: str, height: int = -1, width: int = -1) -> Any:
     import decord
 
     try:
-        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=0)
+        return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=DECODE_THREADS)
     except Exception as err:  # decord raises RuntimeError / DECORDError with long C++ traces
         raise VideoError(f"{path}: cannot open as a video ({_first_line(err)})") from None
-    num_frames = len(vr)
-    if num_frames <= 0:
-        raise VideoError(f"{path}: the video has no frames")
-    fps = float(vr.get_avg_fps())
-    if not (fps > 0 and math.isfinite(fps)):
-        raise VideoError(f"{path}: the video has no valid frame rate (got {fps})")
+
+
+def _probe_file(path: str) -> VideoInfo:
+    vr = _decord_reader(path)
     try:
-        first = vr.get_batch([0]).asnumpy()
-        vr.seek(0)
-    except Exception as err:
-        raise VideoError(f"{path}: cannot decode the first frame ({_first_line(err)})") from None
+        num_frames = len(vr)
+        if num_frames <= 0:
+            raise VideoError(f"{path}: the video has no frames")
+        fps = float(vr.get_avg_fps())
+        if not (fps > 0 and math.isfinite(fps)):
+            raise VideoError(f"{path}: the video has no valid frame rate (got {fps})")
+        try:
+            first = vr.get_batch([0]).asnumpy()
+            vr.seek(0)
+        except Exception as err:
+            raise VideoError(f"{path}: cannot decode the first frame ({_first_line(err)})") from None
+    finally:
+        del vr
     height, width = int(first.shape[1]), int(first.shape[2])
-    info = VideoInfo(path, num_frames / fps, fps, num_frames, width, height)
-    return _Reader(vr, info, mtime)
+    return VideoInfo(path, num_frames / fps, fps, num_frames, width, height)
+
+
+def _open_sized_reader(info: VideoInfo, height: int, width: int, mtime: float) -> _Reader:
+    # decord scales inside its decode pipeline: full-resolution RGB frames are never materialised,
+    # which is both faster and far lighter than decoding at full size and resizing afterwards.
+    same = (height, width) == (info.height, info.width)
+    vr = _decord_reader(info.path, -1 if same else height, -1 if same else width)
+    return _Reader(vr, info, (height, width), mtime)
 
 
 def _first_line(err: BaseException) -> str:
@@ -327,13 +357,25 @@ def _norm_path(path: str | os.PathLike) -> str:
     return os.path.abspath(text)
 
 
-def probe(path: str | os.PathLike, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> VideoInfo:
-    """Duration, fps, frame count and size of a video.
+def probe(path: str | os.PathLike, *, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> VideoInfo:
+    """Duration, fps, frame count and size of a video (remembered per path and mtime).
 
     Raises :class:`VideoError` (naming the path and the reason) for a missing, empty, corrupt or
     frameless file.
     """
-    return _readers.get(_norm_path(path), timeout_s).info
+    norm = _norm_path(path)
+    mtime = _check_file(norm)
+    with _infos_lock:
+        known = _infos.get(norm)
+        if known is not None and known[0] == mtime:
+            _infos.move_to_end(norm)
+            return known[1]
+    info = _run_with_timeout(lambda: _probe_file(norm), timeout_s, norm, "probing")
+    with _infos_lock:
+        _infos[norm] = (mtime, info)
+        while len(_infos) > _MAX_INFOS:
+            _infos.popitem(last=False)
+    return info
 
 
 # --------------------------------------------------------------------------- sampling rules
@@ -359,7 +401,11 @@ def _target_hw(info: VideoInfo, nframes: int, factor: int, min_pixels: int | Non
     max_px = _effective_max_pixels(nframes, factor, min_px, max_pixels, total_pixels)
     if max_px < min_px:
         raise ValueError(f"max_pixels {max_px} is below min_pixels {min_px}; lower min_pixels")
-    return resized_hw(info.height, info.width, min_pixels=min_px, max_pixels=max_px, factor=factor)
+    height, width = resized_hw(info.height, info.width, min_pixels=min_px, max_pixels=max_px, factor=factor)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"pixel budget {max_px} is too small for a {info.width}x{info.height} video "
+                         f"(smart_resize gives {width}x{height})")
+    return height, width
 
 
 def main_video_indices(num_frames: int, video_fps: float, *, fps: float = GRID_FPS,
@@ -433,6 +479,7 @@ def clip_indices(info: VideoInfo, start: float, end: float, *, fps: float = GRID
 
 
 def _resize_uint8(chunk: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Safety net: readers already output the target size, so this is normally a no-op."""
     if chunk.shape[-2:] == (height, width):
         return chunk.contiguous()
     return tvf.resize(chunk, [height, width], interpolation=InterpolationMode.BILINEAR, antialias=True)
@@ -478,7 +525,7 @@ def _fetch_frames(path: str, reader: _Reader, indices: list[int], height: int, w
             _run_with_timeout(lambda: _decode_into(reader, missing, height, width, decoded), timeout_s, path,
                               "decoding")
         except VideoError:
-            _readers.drop(path, reader)  # a hung or failing reader is not reused
+            _readers.drop(reader)  # a hung or failing reader is not reused
             raise
         for i in missing:
             if cache is not None:
@@ -491,10 +538,10 @@ def _sample(path: str | os.PathLike, pick: Callable[[VideoInfo], tuple[list[int]
             min_pixels: int | None, max_pixels: int | None, total_pixels: float | None,
             cache: FrameCache | None, timeout_s: float | None) -> SampledVideo:
     norm = _norm_path(path)
-    reader = _readers.get(norm, timeout_s)
-    info = reader.info
+    info = probe(norm, timeout_s=timeout_s)
     indices, spanned = pick(info)
     height, width = _target_hw(info, len(indices), factor, min_pixels, max_pixels, total_pixels)
+    reader = _readers.get(info, height, width, timeout_s)
     frames = _fetch_frames(norm, reader, indices, height, width, cache, timeout_s)
     metadata = {
         "fps": info.fps,
