@@ -149,3 +149,29 @@ def test_videos_land_in_their_turns_with_metadata(parquet, model, row):
     # metadata reached the processor: 2 fps sampling gives 1 s per temporal patch (not 2 / 24 fps)
     assert mm["second_per_grid_ts"][0].item() == pytest.approx(1.0)
     assert item["position_ids"].shape == (4, len(ids))
+
+
+def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
+    from transformers import AutoModelForImageTextToText
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
+
+    from recipe.videotemp_o3.sft_dataset import freeze_vision_tower, install_vision_tower_freeze
+
+    net = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir()))
+    visual = {n for n, _ in net.named_parameters() if ".visual." in f".{n}"}
+    frozen_count = freeze_vision_tower(net)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert frozen_count > 0
+    assert {n for n in visual if "merger" not in n}.isdisjoint(trainable)
+    assert {n for n in visual if "merger" in n} <= trainable
+    assert any("lm_head" in n or "embed_tokens" in n for n in trainable)
+
+    original = FSDPEngine._build_module
+    try:
+        _dataset(parquet, model, freeze_vision_tower=True)
+        patched = FSDPEngine._build_module
+        assert patched is not original and patched._freezes_vision_tower
+        install_vision_tower_freeze()
+        assert FSDPEngine._build_module is patched  # idempotent
+    finally:
+        FSDPEngine._build_module = original
