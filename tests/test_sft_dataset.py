@@ -175,3 +175,17 @@ def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
         assert FSDPEngine._build_module is patched  # idempotent
     finally:
         FSDPEngine._build_module = original
+
+
+def test_recipe_config_composes_with_reference_hyper_parameters():
+    from hydra import compose, initialize_config_dir
+    from verl.utils.import_utils import load_extern_object
+
+    config_dir = str(Path(__file__).resolve().parent.parent / "recipe" / "videotemp_o3" / "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        cfg = compose(config_name="videotemp_o3_sft", overrides=["data.train_files=x.parquet"])
+    assert (cfg.optim.lr, cfg.data.train_batch_size, cfg.trainer.total_epochs) == (1e-5, 256, 3)
+    assert cfg.trainer.n_gpus_per_node == 8 and cfg.engine.strategy == "fsdp2"
+    assert cfg.data.train_last_n_assistant_turns == 2 and cfg.data.freeze_vision_tower is True
+    assert load_extern_object(cfg.data.custom_cls.path, cfg.data.custom_cls.name) is VideoTempSFTDataset
+    assert cfg.model.path == "Qwen/Qwen2.5-VL-7B-Instruct"
