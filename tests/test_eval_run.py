@@ -1,0 +1,161 @@
+"""End to end on CPU: fixture benchmarks -> agent loop (scripted and transformers engines) -> predictions -> scores -> report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from eval_helpers import (
+    PYTHON, REPO, SMALL_RUN_ARGS, answer_turn, build_fixtures, build_model, env, read_jsonl, run_cli, tool_turn, write_script,
+)
+
+SCRIPT = {
+    "vt0": [tool_turn(1, 4), answer_turn("A")],
+    "vt1": [answer_turn("C")],
+    "nextgqa0": [tool_turn(2, 4), answer_turn("A")],
+    "nextgqa1": [answer_turn("B [4, 7]")],
+    "001-1": [answer_turn("A")],
+    "002-1": [tool_turn(0, 8), answer_turn("The best answer is B")],
+    "*": [answer_turn("A")],
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_e2e")
+    build_fixtures(root / "data")
+    model = build_model(root)
+    script = write_script(root / "script.json", SCRIPT)
+    return {"root": root, "data": root / "data", "model": model, "script": script}
+
+
+def scripted_args(ws, benchmark: str, out: Path, *extra: str) -> list[str]:
+    return ["eval/run.py", benchmark, "--data_root", str(ws["data"]), "--model", str(ws["model"]), "--engine", "scripted",
+            "--script", str(ws["script"]), "--output_dir", str(out), *SMALL_RUN_ARGS, *extra]
+
+
+async def run_inproc(ws, benchmark: str, out: Path, *extra: str) -> Path:
+    """eval/run.py in this process (saves the interpreter start-up of a subprocess)."""
+    from eval.run import build_parser, run
+
+    return await run(build_parser().parse_args(scripted_args(ws, benchmark, out, *extra)[1:]))
+
+
+def test_run_all_scripted_scores_equal_hand_computed(workspace):
+    out = workspace["root"] / "run_all"
+    proc = subprocess.run(
+        ["bash", "eval/run_all.sh", "videotemp", "nextgqa", "--", "--script", str(workspace["script"]), *SMALL_RUN_ARGS],
+        cwd=REPO, capture_output=True, text=True,
+        env={**env(), "MODEL": str(workspace["model"]), "DATA_ROOT": str(workspace["data"]), "OUT_DIR": str(out),
+             "ENGINE": "scripted", "PYTHON": PYTHON},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    vt = json.loads((out / "videotemp.metrics.json").read_text())
+    # vt0: tool call then A (correct), vt1: C (wrong), vt2: A (correct)
+    assert vt["videotemp/acc/overall"] == pytest.approx(200 / 3)
+    assert vt["videotemp/tool/call_rate"] == pytest.approx(100 / 3)
+    assert vt["videotemp/tool/iou_mean"] == pytest.approx(50.0)  # [1, 4] vs [2, 5]
+    gqa = json.loads((out / "nextgqa.metrics.json").read_text())
+    # nextgqa0: A correct, evidence = tool range [2, 4] vs [2, 5] -> 2/3; nextgqa1: B correct, span [4, 7] exact -> 1
+    assert gqa["nextgqa/acc"] == 100.0
+    assert gqa["nextgqa/grounding/miou"] == pytest.approx(100 * (2 / 3 + 1) / 2)
+    records = read_jsonl(out / "videotemp.jsonl")
+    assert [r["id"] for r in records] == ["vt0", "vt1", "vt2"]
+    assert records[0]["tool_calls"] == [[[1.0, 4.0]]] and records[0]["n_clips"] == 1 and records[0]["turns"] == SCRIPT["vt0"]
+    assert records[0]["answer"] == "A" and records[0]["span"] == [2.0, 5.0] and "Tool execution successful" in records[0]["trajectory"]
+    settings = json.loads((out / "videotemp.settings.json").read_text())
+    assert settings["engine"] == "scripted" and settings["max_frames"] == 16 and settings["temperature"] == 0.1
+    assert settings["max_turns"] == 3 and len(settings["prompt_version"]) == 12 and settings["git_commit"]
+    assert "| videotemp/acc/overall | 66.67 |" in proc.stdout and "settings: " in proc.stdout
+
+
+async def test_resume_after_partial_last_line_equals_uninterrupted(workspace):
+    from eval.predictions import SettingsMismatch
+    from eval.score import score_file
+
+    full = workspace["root"] / "full"
+    await run_inproc(workspace, "videomme", full)
+    reference = (full / "videomme.jsonl").read_bytes()
+    assert len(read_jsonl(full / "videomme.jsonl")) == 3
+    resumed = workspace["root"] / "resumed"
+    resumed.mkdir()
+    lines = reference.splitlines(keepends=True)
+    (resumed / "videomme.jsonl").write_bytes(lines[0] + lines[1][: len(lines[1]) // 2])  # killed while writing line 2
+    shutil.copy(full / "videomme.settings.json", resumed / "videomme.settings.json")
+    await run_inproc(workspace, "videomme", resumed)
+    assert (resumed / "videomme.jsonl").read_bytes() == reference
+    metrics, _, fmt = score_file("videomme", resumed / "videomme.jsonl")
+    # 001-1: A correct; 002-1: "The best answer is B" unparsable for the reference (skipped), B for lmms-eval; 002-2: A vs B wrong
+    assert fmt == "ours" and metrics["videomme/ref/overall"] == 50.0 and metrics["videomme/ref/unparsed"] == 1
+    assert metrics["videomme/lmms/overall"] == pytest.approx(200 / 3)
+
+    # a different setting is refused, --force appends anyway (nothing left to do here)
+    with pytest.raises(SettingsMismatch, match="temperature: 0.1 -> 0.7"):
+        await run_inproc(workspace, "videomme", resumed, "--temperature", "0.7")
+    await run_inproc(workspace, "videomme", resumed, "--temperature", "0.7", "--force")
+    assert (resumed / "videomme.jsonl").read_bytes() == reference
+
+
+async def test_kill9_mid_run_then_resume_equals_uninterrupted(workspace):
+    full = workspace["root"] / "full_mlvu"
+    await run_inproc(workspace, "mlvu", full)
+    killed = workspace["root"] / "killed_mlvu"
+    target = killed / "mlvu.jsonl"
+    proc = subprocess.Popen([PYTHON, *scripted_args(workspace, "mlvu", killed)], cwd=REPO, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (target.exists() and target.stat().st_size > 0):
+        time.sleep(0.02)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    await run_inproc(workspace, "mlvu", killed)
+    assert target.read_bytes() == (full / "mlvu.jsonl").read_bytes()
+
+
+async def test_shard_and_limit(workspace):
+    out = workspace["root"] / "shards"
+    await run_inproc(workspace, "charades_sta", out, "--shard", "1/2")
+    assert [r["id"] for r in read_jsonl(out / "charades_sta.shard-1-of-2.jsonl")] == ["charades_sta1"]
+    await run_inproc(workspace, "rextime", out, "--limit", "1")
+    assert [r["id"] for r in read_jsonl(out / "rextime.jsonl")] == ["rextime0"]
+
+
+def test_transformers_engine_runs_tiny_model(workspace):
+    out = workspace["root"] / "hf"
+    proc = run_cli(["eval/run.py", "activitynet_mr", "--data_root", str(workspace["data"]), "--model", str(workspace["model"]),
+                    "--engine", "transformers", "--output_dir", str(out), "--limit", "1", *SMALL_RUN_ARGS, "--max_new_tokens", "8"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (record,) = read_jsonl(out / "activitynet_mr.jsonl")
+    assert record["id"] == "activitynet_mr0" and len(record["turns"]) >= 1 and record["prompt_tokens"] > 0
+    assert record["generated_tokens"] >= 1 and record["termination"]
+    assert json.loads((out / "activitynet_mr.settings.json").read_text())["engine"] == "transformers"
+    score = run_cli(["eval/score.py", "activitynet_mr", "--input_file", str(out / "activitynet_mr.jsonl")])
+    assert score.returncode == 0 and "activitynet_mr/all/n | 1" in score.stdout
+
+
+async def test_html_report_places_intervals(workspace):
+    from eval.view import main as view_main
+    from eval.view import render_report
+
+    out = workspace["root"] / "view"
+    await run_inproc(workspace, "nextgqa", out)
+    records = read_jsonl(out / "nextgqa.jsonl")
+    page = render_report(records, "nextgqa", thumbs=2)
+    for r in records:
+        assert f'id="sample-{r["id"]}"' in page
+    # 8 s videos: evidence [2, 5] -> left 25 %, width 37.5 %; tool range [2, 4] -> width 25 %; nextgqa1's answer span [4, 7]
+    assert 'class="bar gt" data-start="2" data-end="5" style="left:25.00%;width:37.50%"' in page
+    assert 'class="bar tool" data-start="2" data-end="4" style="left:25.00%;width:25.00%"' in page
+    assert 'class="bar pred" data-start="4" data-end="7" style="left:50.00%;width:37.50%"' in page
+    assert page.count("data:image/jpeg;base64,") == 2  # thumbnails of the one tool range
+    html_file = out / "report.html"
+    assert view_main([str(out / "nextgqa.jsonl"), "-o", str(html_file)]) == 0
+    assert html_file.read_text().count('class="sample"') == 2
