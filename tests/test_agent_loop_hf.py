@@ -94,7 +94,7 @@ async def test_trainer_forward_reproduces_rollout_logprobs(model25, hf_run):
 
 async def test_hf_server_greedy_is_deterministic_and_respects_max_tokens(model25, video):
     client = HFServerClient.from_pretrained(model25)
-    local = rollout(model25, client, max_tokens_per_turn=5)
+    local = rollout(model25, client, ["actor_rollout_ref.rollout.val_kwargs.temperature=0"], max_tokens_per_turn=5)
     batch = await local.generate([row(video)], n=2, validate=True)  # validation: greedy (temperature 0)
     texts = batch.non_tensor_batch["turn_texts"]
     assert list(texts[0]) == list(texts[1])

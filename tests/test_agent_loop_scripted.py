@@ -231,7 +231,7 @@ async def test_context_budget(model25, processor25, video):
     # max_model_len just below the full length: the second turn gets the remaining context only.
     limit = len(prompt) + len(response) - 3
     client = scripted(processor25, turns)
-    batch = await rollout(model25, client, [f"+actor_rollout_ref.rollout.max_model_len={limit}"]).generate([row(video)])
+    batch = await rollout(model25, client, [f"++actor_rollout_ref.rollout.max_model_len={limit}"]).generate([row(video)])
     p2, r2, _ = sample_ids(batch, 0)
     assert batch.non_tensor_batch["termination"][0] == "context_budget"
     assert len(p2) + len(r2) == limit
