@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eval_helpers import (
-    PYTHON, REPO, SMALL_RUN_ARGS, answer_turn, build_fixtures, build_model, env, read_jsonl, run_cli, tool_turn, write_script,
+    PYTHON, REPO, SMALL_RUN_ARGS, answer_turn, build_fixtures, build_model, env, read_jsonl, tool_turn, write_script,
 )
 
 SCRIPT = {
@@ -51,21 +51,30 @@ async def run_inproc(ws, benchmark: str, out: Path, *extra: str) -> Path:
 def test_run_all_scripted_scores_equal_hand_computed(workspace):
     out = workspace["root"] / "run_all"
     proc = subprocess.run(
-        ["bash", "eval/run_all.sh", "videotemp", "nextgqa", "--", "--script", str(workspace["script"]), *SMALL_RUN_ARGS],
+        ["bash", "eval/run_all.sh", "nextgqa", "--", "--script", str(workspace["script"]), *SMALL_RUN_ARGS],
         cwd=REPO, capture_output=True, text=True,
         env={**env(), "MODEL": str(workspace["model"]), "DATA_ROOT": str(workspace["data"]), "OUT_DIR": str(out),
              "ENGINE": "scripted", "PYTHON": PYTHON},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    vt = json.loads((out / "videotemp.metrics.json").read_text())
-    # vt0: tool call then A (correct), vt1: C (wrong), vt2: A (correct)
-    assert vt["videotemp/acc/overall"] == pytest.approx(200 / 3)
-    assert vt["videotemp/tool/call_rate"] == pytest.approx(100 / 3)
-    assert vt["videotemp/tool/iou_mean"] == pytest.approx(50.0)  # [1, 4] vs [2, 5]
     gqa = json.loads((out / "nextgqa.metrics.json").read_text())
     # nextgqa0: A correct, evidence = tool range [2, 4] vs [2, 5] -> 2/3; nextgqa1: B correct, span [4, 7] exact -> 1
     assert gqa["nextgqa/acc"] == 100.0
     assert gqa["nextgqa/grounding/miou"] == pytest.approx(100 * (2 / 3 + 1) / 2)
+    assert gqa["nextgqa/grounding/r@0.7"] == 50.0
+    assert "| nextgqa/acc | 100 |" in proc.stdout and "settings: " in proc.stdout
+
+
+async def test_scripted_videotemp_records_and_scores(workspace):
+    from eval.score import score_file
+
+    out = workspace["root"] / "videotemp"
+    await run_inproc(workspace, "videotemp", out)
+    vt, _, _ = score_file("videotemp", out / "videotemp.jsonl")
+    # vt0: tool call then A (correct), vt1: C (wrong), vt2: A (correct)
+    assert vt["videotemp/acc/overall"] == pytest.approx(200 / 3)
+    assert vt["videotemp/tool/call_rate"] == pytest.approx(100 / 3)
+    assert vt["videotemp/tool/iou_mean"] == pytest.approx(50.0)  # [1, 4] vs [2, 5]
     records = read_jsonl(out / "videotemp.jsonl")
     assert [r["id"] for r in records] == ["vt0", "vt1", "vt2"]
     assert records[0]["tool_calls"] == [[[1.0, 4.0]]] and records[0]["n_clips"] == 1 and records[0]["turns"] == SCRIPT["vt0"]
@@ -73,7 +82,6 @@ def test_run_all_scripted_scores_equal_hand_computed(workspace):
     settings = json.loads((out / "videotemp.settings.json").read_text())
     assert settings["engine"] == "scripted" and settings["max_frames"] == 16 and settings["temperature"] == 0.1
     assert settings["max_turns"] == 3 and len(settings["prompt_version"]) == 12 and settings["git_commit"]
-    assert "| videotemp/acc/overall | 66.67 |" in proc.stdout and "settings: " in proc.stdout
 
 
 async def test_resume_after_partial_last_line_equals_uninterrupted(workspace):
@@ -128,17 +136,20 @@ async def test_shard_and_limit(workspace):
     assert [r["id"] for r in read_jsonl(out / "rextime.jsonl")] == ["rextime0"]
 
 
-def test_transformers_engine_runs_tiny_model(workspace):
+async def test_transformers_engine_runs_tiny_model(workspace):
+    from eval.run import build_parser, run
+    from eval.score import score_file
+
     out = workspace["root"] / "hf"
-    proc = run_cli(["eval/run.py", "activitynet_mr", "--data_root", str(workspace["data"]), "--model", str(workspace["model"]),
-                    "--engine", "transformers", "--output_dir", str(out), "--limit", "1", *SMALL_RUN_ARGS, "--max_new_tokens", "8"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ["activitynet_mr", "--data_root", str(workspace["data"]), "--model", str(workspace["model"]),
+            "--engine", "transformers", "--output_dir", str(out), "--limit", "1", *SMALL_RUN_ARGS, "--max_new_tokens", "8"]
+    await run(build_parser().parse_args(args))
     (record,) = read_jsonl(out / "activitynet_mr.jsonl")
     assert record["id"] == "activitynet_mr0" and len(record["turns"]) >= 1 and record["prompt_tokens"] > 0
     assert record["generated_tokens"] >= 1 and record["termination"]
     assert json.loads((out / "activitynet_mr.settings.json").read_text())["engine"] == "transformers"
-    score = run_cli(["eval/score.py", "activitynet_mr", "--input_file", str(out / "activitynet_mr.jsonl")])
-    assert score.returncode == 0 and "activitynet_mr/all/n | 1" in score.stdout
+    metrics, _, _ = score_file("activitynet_mr", out / "activitynet_mr.jsonl")
+    assert metrics["activitynet_mr/all/n"] == 1 and 0.0 <= metrics["activitynet_mr/all/miou"] <= 100.0
 
 
 async def test_html_report_places_intervals(workspace):
