@@ -245,6 +245,7 @@ class VerlEngine(Engine):
             "actor_rollout_ref.rollout.skip_tokenizer_init=false",
             "actor_rollout_ref.rollout.enable_prefix_caching=false",  # as the reference eval
             "+actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt={video:10,image:1}",
+            "actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb=0",  # off, as the reference eval
         ]
         self.config = compose_config(settings.model, overrides)
         from verl.utils.tokenizer import hf_tokenizer
