@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="benchmark to run")
     p.add_argument("--data_dir", help="the benchmark's directory (its public layout); default: <data_root>/<benchmark dir>")
     p.add_argument("--data_root", default="data", help="root holding every benchmark's directory (default: data)")
-    p.add_argument("--model", required=True, help="HF model directory or hub id (a verl checkpoint: see eval/checkpoint.py)")
+    p.add_argument("--model", required=True, help="HF model directory, hub id, or a verl training checkpoint (merged once into a cached HF directory)")
     p.add_argument("--output_dir", default="runs/eval", help="where <benchmark>.jsonl and its settings file go")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULTS.engine,
                    help="verl: vLLM replicas on Ray (GPU); transformers: a local HF model (CPU/1 GPU); scripted: scripted turns")
@@ -138,6 +138,10 @@ async def run(args: argparse.Namespace) -> Path:
 
     data_dir = Path(args.data_dir) if args.data_dir else benchmark_dir(args.benchmark, args.data_root)
     samples = select(load_benchmark(args.benchmark, data_dir, check_videos=not args.no_check_videos), args.shard, args.limit)
+    if args.engine != "scripted":
+        from eval.checkpoint import resolve_model  # a verl FSDP checkpoint is merged into a HF directory once
+
+        args.model = resolve_model(args.model)
     settings = settings_from_args(args)
     out = predictions_path(args.output_dir, args.benchmark, args.shard)
     check_settings(out, settings.to_dict(), args.force)
@@ -174,9 +178,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(run(args))
     except Exception as exc:  # clear one-line errors for layout/settings problems
         from eval.benchmarks import BenchmarkError
+        from eval.checkpoint import CheckpointError
         from eval.predictions import SettingsMismatch
 
-        if isinstance(exc, (BenchmarkError, SettingsMismatch)):
+        if isinstance(exc, (BenchmarkError, CheckpointError, SettingsMismatch)):
             sys.exit(f"error: {exc}")
         raise
 
