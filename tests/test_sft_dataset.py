@@ -155,7 +155,7 @@ def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
     from transformers import AutoModelForImageTextToText
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
-    from recipe.videotemp_o3.sft_dataset import freeze_vision_tower, install_vision_tower_freeze
+    from recipe.videotemp_o3.vit_freeze import freeze_vision_tower, install_vision_tower_freeze
 
     net = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir()))
     visual = {n for n, _ in net.named_parameters() if ".visual." in f".{n}"}
@@ -167,12 +167,22 @@ def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
     assert any("lm_head" in n or "embed_tokens" in n for n in trainable)
 
     original = FSDPEngine._build_module
+    unwrapped = getattr(original, "__wrapped__", original)  # importing vit_freeze installs the hook
     try:
+        FSDPEngine._build_module = unwrapped
         _dataset(parquet, model, freeze_vision_tower=True)
         patched = FSDPEngine._build_module
-        assert patched is not original and patched._freezes_vision_tower
+        assert patched is not unwrapped and patched._freezes_vision_tower and patched.__wrapped__ is unwrapped
         install_vision_tower_freeze()
         assert FSDPEngine._build_module is patched  # idempotent
+
+        # the hook freezes whatever the engine builds
+        fresh = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir()))
+        FSDPEngine._build_module = lambda self: fresh
+        install_vision_tower_freeze()
+        built = FSDPEngine._build_module(None)
+        assert built is fresh
+        assert {n for n, p in built.named_parameters() if not p.requires_grad} == {n for n in visual if "merger" not in n}
     finally:
         FSDPEngine._build_module = original
 

@@ -16,9 +16,9 @@ Differences from verl's ``MultiTurnSFTDataset``:
 * **Metadata**: frames go to the processor with their ``video_metadata`` (``do_sample_frames=False``),
   so Qwen2.5-VL's ``second_per_grid_ts`` follows the true sampled fps (the stock path passes bare
   tensors and the processor assumes 24 fps).
-* **Frozen ViT**: with ``data.freeze_vision_tower: true`` the dataset installs, once per process, a
-  hook on verl's FSDP engine that freezes the vision tower (all but its merger) right after the
-  model is loaded, as the reference's SFT did. verl 0.9.1's SFT engine has no such option
+* **Frozen ViT**: with ``data.freeze_vision_tower: true`` the dataset imports
+  ``recipe.videotemp_o3.vit_freeze``, which hooks verl's FSDP engine to freeze the vision tower (all but
+  its merger) right after the model is loaded, as the reference's SFT did. verl 0.9.1's SFT engine has no such option
   (``actor.freeze_vision_tower`` exists only for RL actors), and the dataset is the one recipe
   object the SFT trainer builds before the engine, in every rank's process.
 """
@@ -79,44 +79,6 @@ def decode_video_entry(entry: dict[str, Any], image_factor: int) -> tuple[torch.
     return sampled.as_verl_video()
 
 
-def is_vision_tower_param(name: str) -> bool:
-    """Parameters of the ViT that stay frozen: under ``visual``, except the merger(s) into the LLM."""
-    parts = name.split(".")
-    return "visual" in parts and not any("merger" in part for part in parts)
-
-
-def freeze_vision_tower(module: torch.nn.Module) -> int:
-    """Set ``requires_grad=False`` on the vision tower (merger excluded); returns the frozen parameter count."""
-    frozen = 0
-    for name, param in module.named_parameters():
-        if is_vision_tower_param(name):
-            param.requires_grad_(False)
-            frozen += param.numel()
-    return frozen
-
-
-def install_vision_tower_freeze() -> None:
-    """Wrap verl's ``FSDPEngine._build_module`` so every model it loads has its vision tower frozen (idempotent).
-
-    Needs ``engine.strategy=fsdp2`` (or ``engine.use_orig_params=true``): FSDP1 flat parameters cannot mix
-    frozen and trained weights.
-    """
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
-
-    original = FSDPEngine._build_module
-    if getattr(original, "_freezes_vision_tower", False):
-        return
-
-    def _build_module(self, *args, **kwargs):
-        module = original(self, *args, **kwargs)
-        frozen = freeze_vision_tower(module)
-        logger.warning("froze %d vision-tower parameters (merger kept trainable)", frozen)
-        return module
-
-    _build_module._freezes_vision_tower = True
-    FSDPEngine._build_module = _build_module
-
-
 class VideoTempSFTDataset(MultiTurnSFTDataset):
     """``MultiTurnSFTDataset`` with the last-N-rounds loss mask and ``tools.video_io`` decoding.
 
@@ -129,6 +91,8 @@ class VideoTempSFTDataset(MultiTurnSFTDataset):
         last_n = config.get("train_last_n_assistant_turns", DEFAULT_TRAIN_LAST_N)
         self.train_last_n = None if last_n is None else int(last_n)
         if config.get("freeze_vision_tower", False):
+            from recipe.videotemp_o3.vit_freeze import install_vision_tower_freeze
+
             install_vision_tower_freeze()
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
         patch = self.image_patch_size or 14
