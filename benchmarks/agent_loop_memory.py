@@ -6,12 +6,12 @@ Variants, each in its own subprocess (clean RSS):
 
 * ``single``: one rollout, our path (uint8 prompt decode + clips through the frame cache);
 * ``shared``: the group on our path: one prompt decode shared by all rollouts (the loop's
-  ``PromptVideoCache``), clips through ``tools.video_clip.run_clip_call`` with the shared cache;
+  ``PromptVideoCache``), clips through the loop's ``cut_clips`` (``run_clip_call``, serialized per video);
 * ``verl``: the group with verl's default prompt decode (qwen-vl-utils, float32, once per rollout,
   what ``AgentLoopBase.process_multi_modal_info`` does), clips as in ``shared``.
 
 It drives the same functions the loop calls (``PromptVideoCache.acquire``, ``sample_video``,
-``run_clip_call``), concurrently like the worker does, and keeps every rollout's videos alive until
+``cut_clips``), concurrently like the worker does, and keeps every rollout's videos alive until
 the group is done. The processor tensors verl builds per sample (``pixel_values_videos``) are the
 same for every variant and are not part of this measurement.
 
@@ -77,8 +77,8 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
     import torch
 
     from recipe.videotemp_o3 import protocol
-    from recipe.videotemp_o3.agent_loop import VideoBudget, prompt_video_cache
-    from tools.video_clip import ClipSettings, run_clip_call
+    from recipe.videotemp_o3.agent_loop import VideoBudget, cut_clips, prompt_video_cache
+    from tools.video_clip import ClipSettings
     from tools.video_io import probe, sample_video, shared_frame_cache
 
     duration = probe(video).duration
@@ -90,6 +90,7 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
                                               "min_pixels": PIXELS, "max_pixels": PIXELS}]}]
     loop = asyncio.get_running_loop()
     clip_times: list[float] = []
+    clip_spans: list[tuple[float, float]] = []
 
     async def one(r: int):
         if variant == "verl":
@@ -108,9 +109,10 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
             call = protocol.ToolCall(tuple(call_ranges), True, True, True)
             t0 = time.perf_counter()
             result = await loop.run_in_executor(
-                None, lambda: run_clip_call(video, call, settings, duration=duration, cache=cache)
+                None, lambda: cut_clips(video, call, settings, duration=duration, cache=cache)
             )
             clip_times.append(time.perf_counter() - t0)
+            clip_spans.append((t0, time.perf_counter()))
             assert result.error is None, result.error
             kept.extend(c.as_verl_video() for c in result.clips)
         return kept
@@ -135,12 +137,22 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
         "wall_s": wall,
         "extra_peak_mb": (peak_kb - base_kb) / 1024,
         "clip_calls": len(clip_times),
-        "clip_total_s": sum(clip_times),
+        "clip_total_s": sum(clip_times),  # summed latencies (concurrent calls overlap)
+        "clip_busy_s": _union_length(clip_spans),  # wall time during which any clip call ran
         "prompt_decodes": prompt_video_cache().decodes if variant != "verl" else rollouts,
         "distinct_prompt_tensors": distinct_prompts,
         "prompt_bytes_held": prompt_bytes,
         "frame_cache": cache.stats,
     }
+
+
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > end:
+            total += b - max(a, end)
+            end = b
+    return total
 
 
 def decode_floor(video: str, start: float, end: float, width: int, height: int) -> float:
@@ -191,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         results[variant] = json.loads(out)
         r = results[variant]
         print(f"{variant:>7}: rollouts={r['rollouts']} wall={r['wall_s']:.1f}s extra_peak={r['extra_peak_mb']:.0f} MB "
-              f"prompt_decodes={r['prompt_decodes']} clip_calls={r['clip_calls']} clip_total={r['clip_total_s']:.2f}s",
+              f"prompt_decodes={r['prompt_decodes']} clip_calls={r['clip_calls']} clip_busy={r['clip_busy_s']:.2f}s "
+              f"(summed latency {r['clip_total_s']:.2f}s)",
               flush=True)
 
     from tools.video_io import probe
@@ -208,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory: shared / verl default = {results['shared']['extra_peak_mb'] / max(results['verl']['extra_peak_mb'], 1e-6):.2f}x; "
               f"wall: shared / verl = {results['shared']['wall_s'] / results['verl']['wall_s']:.2f}x")
     if "shared" in results:
-        per_call = results["shared"]["clip_total_s"] / results["shared"]["clip_calls"]
-        print(f"  clip: amortized {per_call:.3f}s per call = {per_call / floor:.2f}x one decode-floor call (goal <= 0.3x)")
+        per_call = results["shared"]["clip_busy_s"] / results["shared"]["clip_calls"]
+        print(f"  clip: amortized (clip wall time / calls) {per_call:.3f}s per call = {per_call / floor:.2f}x one decode-floor call (goal <= 0.3x)")
     return 0
 
 

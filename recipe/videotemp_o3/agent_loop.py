@@ -198,6 +198,7 @@ class Trajectory:
     metrics: dict[str, Any] = field(default_factory=dict)
     server_extra: dict[str, Any] = field(default_factory=dict)
     clip_seconds: float = 0.0
+    holds_prompt_video: bool = False  # released back to the PromptVideoCache at the end
     cache_hits: int = 0
     cache_misses: int = 0
 
@@ -322,13 +323,11 @@ class VideoTempAgentLoop(AgentLoopBase):
             budget=budget,
         )
         key = (path, budget)
-        acquired = False
         try:
             state = AgentState.PENDING
             while state != AgentState.TERMINATED:
                 if state == AgentState.PENDING:
                     state = await self._pending(traj, key)
-                    acquired = self.prompt_video_reader == "shared"
                 elif state == AgentState.GENERATING:
                     state = await self._generating(traj, sampling_params)
                 elif state == AgentState.PROCESSING_TOOL:
@@ -336,7 +335,7 @@ class VideoTempAgentLoop(AgentLoopBase):
                 else:  # pragma: no cover - defensive
                     raise RuntimeError(f"invalid state {state}")
         finally:
-            if acquired:
+            if traj.holds_prompt_video:
                 _PROMPT_VIDEOS.release(key)
         return self._output(traj)
 
@@ -348,6 +347,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         t0 = time.perf_counter()
         if self.prompt_video_reader == "shared":
             sampled, shared = await _PROMPT_VIDEOS.acquire(key, lambda: self._decode_prompt(traj))
+            traj.holds_prompt_video = True
             video = sampled.as_verl_video()
             traj.metrics["prompt_frames"] = len(sampled.times)
             if math.isnan(traj.duration):
@@ -506,7 +506,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         )
 
     async def _cut_clips(self, traj: Trajectory, call: protocol.ToolCall):
-        from tools.video_clip import ClipSettings, run_clip_call
+        from tools.video_clip import ClipSettings
         from tools.video_io import shared_frame_cache
 
         settings = ClipSettings(
@@ -524,8 +524,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         before = _cache_counts(cache)
         t0 = time.perf_counter()
         result = await asyncio.get_running_loop().run_in_executor(
-            _EXECUTOR,
-            lambda: run_clip_call(traj.video_path, call, settings, duration=traj.duration, cache=cache),
+            _EXECUTOR, lambda: cut_clips(traj.video_path, call, settings, duration=traj.duration, cache=cache)
         )
         traj.clip_seconds += time.perf_counter() - t0
         after = _cache_counts(cache)
@@ -586,6 +585,26 @@ class VideoTempAgentLoop(AgentLoopBase):
             metrics=metrics,
             extra_fields=extra,
         )
+
+
+_PATH_LOCKS: dict[str, threading.Lock] = {}
+_PATH_LOCKS_GUARD = threading.Lock()
+
+
+def cut_clips(video_path: str, call: protocol.ToolCall, settings: Any, *, duration: float | None, cache: Any):
+    """``tools.video_clip.run_clip_call``, one call per video at a time in this process.
+
+    The rollouts of a group ask for overlapping ranges of the same video at about the same moment;
+    run concurrently, each would decode the same frames before any reached the frame cache.
+    Serialized per video, the first call decodes and the others mostly hit the cache (calls on
+    different videos still run in parallel). Blocking: run it in a thread.
+    """
+    from tools.video_clip import run_clip_call
+
+    with _PATH_LOCKS_GUARD:
+        lock = _PATH_LOCKS.setdefault(video_path, threading.Lock())
+    with lock:
+        return run_clip_call(video_path, call, settings, duration=duration, cache=cache)
 
 
 def _rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:
