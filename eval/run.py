@@ -138,6 +138,7 @@ async def run(args: argparse.Namespace) -> Path:
 
     data_dir = Path(args.data_dir) if args.data_dir else benchmark_dir(args.benchmark, args.data_root)
     samples = select(load_benchmark(args.benchmark, data_dir, check_videos=not args.no_check_videos), args.shard, args.limit)
+    model_source = str(args.model)
     if args.engine != "scripted":
         from eval.checkpoint import resolve_model  # a verl FSDP checkpoint is merged into a HF directory once
 
@@ -147,7 +148,8 @@ async def run(args: argparse.Namespace) -> Path:
     check_settings(out, settings.to_dict(), args.force)
     done = {str(r.get("id")) for r in repair_and_read(out)}
     todo = [s for s in samples if s.id not in done]
-    write_json_atomic(settings_path(out), {**settings.to_dict(), "data_dir": str(data_dir.resolve())})
+    # model_source: what the user pointed at (a training checkpoint is recorded next to its merged HF dir)
+    write_json_atomic(settings_path(out), {**settings.to_dict(), "data_dir": str(data_dir.resolve()), "model_source": model_source})
     if not todo:
         print(f"[run] {args.benchmark}: all {len(samples)} samples already in {out}")
         return out
