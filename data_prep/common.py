@@ -14,10 +14,14 @@ import re
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from recipe.videotemp_o3.protocol import first_answer
+from reward_fns.answer_parsing import first_letter
 
 PROBE_CACHE_VERSION = 1
 DEFAULT_PROBE_CACHE_NAME = "probe_cache.json"
@@ -28,7 +32,6 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # An option line inside a question text: "A. text", "(B) text", "C) text", "D: text".
 _OPTION_LINE_RE = re.compile(r"^\s*\(?([A-Z])[\.\):]\s*\S", re.MULTILINE)
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
 
 class RowError(ValueError):
@@ -292,16 +295,16 @@ def clamp_segments(segments: Sequence[tuple[float, float]], duration: float) -> 
 def answer_text(solution: Any) -> str:
     """The answer inside ``<answer>...</answer>`` if present, else the stripped text."""
     text = str(solution if solution is not None else "").strip()
-    match = _ANSWER_TAG_RE.search(text)
-    return match.group(1).strip() if match else text
+    answer = first_answer(text)
+    return text if answer is None else answer
 
 
 def answer_letter(answer: str) -> str:
-    """The first alphabetic character (the reference's rule), or :class:`RowError` when there is none."""
-    for char in answer:
-        if char.isalpha():
-            return char
-    raise RowError(f"qa answer has no letter: {answer!r}")
+    """The first letter of the answer (the reward's rule), or :class:`RowError` when there is none."""
+    letter = first_letter(answer)
+    if letter is None:
+        raise RowError(f"qa answer has no letter: {answer!r}")
+    return letter
 
 
 def option_letters_in_text(text: str) -> list[str]:
@@ -329,6 +332,94 @@ def format_options(options: Any) -> tuple[list[str], list[str]]:
 def check_letter(letter: str, letters: Sequence[str]) -> None:
     if letters and letter not in letters:
         raise RowError(f"answer {letter!r} is not among the options {''.join(letters)}")
+
+
+# --------------------------------------------------------------------------- conversion skeleton
+
+Parsed = TypeVar("Parsed")
+
+
+@dataclass
+class Result:
+    """What a converter produced: rows split into train/val, and every rejected input row."""
+
+    train: list[dict[str, Any]]
+    val: list[dict[str, Any]]
+    rejects: list[Reject]
+
+
+def parse_inputs(
+    inputs: Sequence[str | os.PathLike], parse: Callable[[dict[str, Any], str, str | os.PathLike], Parsed]
+) -> tuple[list[Parsed], list[Reject]]:
+    """``parse(row, "file:line", path)`` over every jsonl row; bad JSON and :class:`RowError` become rejects."""
+    parsed: list[Parsed] = []
+    rejects: list[Reject] = []
+    for path in inputs:
+        for lineno, row in read_jsonl(path):
+            if isinstance(row, Reject):
+                rejects.append(row)
+                continue
+            try:
+                parsed.append(parse(row, f"{path}:{lineno}", path))
+            except RowError as err:
+                rejects.append(Reject(str(path), lineno, str(err)))
+    return parsed, rejects
+
+
+def reject_at(source: str, err: Exception) -> Reject:
+    """A reject for the input row at ``source`` ("file:line")."""
+    file, _, line = source.rpartition(":")
+    return Reject(file, int(line), str(err))
+
+
+def split_result(rows: list[dict[str, Any]], keys: Sequence[str], rejects: list[Reject], val_fraction: float, seed: int) -> Result:
+    """Deterministic train/val split of ``rows`` by ``keys``; rejects sorted by file and line."""
+    val_idx = split_train_val(keys, val_fraction, seed)
+    rejects.sort(key=lambda r: (r.file, r.line))
+    return Result([r for i, r in enumerate(rows) if i not in val_idx], [r for i, r in enumerate(rows) if i in val_idx], rejects)
+
+
+def add_common_arguments(parser: Any, what: str = "video") -> None:
+    """Options every converter has: inputs, roots, output, split, probe cache, workers, strictness."""
+    parser.add_argument("--video-root", default=None, help=f"directory that relative {what} paths are resolved "
+                        "against (default: the current directory); paths are stored absolute")
+    parser.add_argument("--output-dir", required=True, help="directory for train.parquet, val.parquet, rejects.jsonl")
+    parser.add_argument("--val-fraction", type=float, default=0.0, help="share of rows that go to val.parquet, "
+                        "chosen deterministically by a hash of (seed, row key) (default 0: no val file)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    parser.add_argument("--probe-cache", default=None, help=f"JSON cache of {what} probes keyed by path, size and "
+                        f"mtime (default OUT/{DEFAULT_PROBE_CACHE_NAME}; 'none' to disable)")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help=f"parallel {what} probes "
+                        "(default: min(8, CPUs))")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 and write no parquet when any row "
+                        "is rejected (the rejects file is still written)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_input_files(inputs: Sequence[str]) -> str | None:
+    """An error message for the first input file that does not exist, else None."""
+    for path in inputs:
+        if not Path(path).is_file():
+            return f"error: input file not found: {path}"
+    return None
+
+
+def write_outputs(name: str, args: Any, out: Path, result: Result, schema: Any, started: float) -> int:
+    """Rejects file, then (unless ``--strict`` saw rejects) train/val parquet and the summary; the exit status."""
+    write_rejects(out / "rejects.jsonl", result.rejects)
+    if args.strict and result.rejects:
+        print_summary(name, {"train": 0, "val": 0}, result.rejects)
+        print(f"error: --strict and {len(result.rejects)} row(s) rejected; see {out / 'rejects.jsonl'}", file=sys.stderr)
+        return 1
+    write_parquet(out / "train.parquet", result.train, schema)
+    if args.val_fraction > 0:
+        write_parquet(out / "val.parquet", result.val, schema)
+    elapsed = time.perf_counter() - started
+    print_summary(name, {"train": len(result.train), "val": len(result.val)}, result.rejects)
+    total = len(result.train) + len(result.val) + len(result.rejects)
+    print(f"[{name}] {total} input rows in {elapsed:.2f} s ({total / max(elapsed, 1e-9):.0f} rows/s) -> {out}",
+          file=sys.stderr)
+    return 0
 
 
 # --------------------------------------------------------------------------- split and output

@@ -38,31 +38,32 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from data_prep.common import (
-    DEFAULT_PROBE_CACHE_NAME,
     LETTERS,
     MediaInfo,
     ProbeCache,
-    Reject,
+    Result,
     RowError,
+    add_common_arguments,
     answer_letter,
     answer_text,
+    check_input_files,
     check_letter,
     check_segments,
     clamp_segments,
     format_options,
     media_path,
     option_letters_in_text,
+    parse_inputs,
     parse_segments,
-    print_summary,
     probe_cache_path,
     probe_media,
-    read_jsonl,
+    reject_at,
     require,
     resolve_path,
-    split_train_val,
-    write_parquet,
-    write_rejects,
+    split_result,
+    write_outputs,
 )
+from reward_fns.answer_parsing import answer_segments
 from recipe.videotemp_o3.protocol import (
     TOOL_NAME,
     TRAIN_MAX_FRAMES,
@@ -202,7 +203,7 @@ def parse_row(row: dict[str, Any], source: str, video_root: str | None) -> Parse
     else:
         answer = answer_text(raw_answer)
         if not timestamps and answer:
-            timestamps = parse_segments(_numbers_as_segment(answer), "answer")
+            timestamps = parse_segments(_answer_segment(answer), "answer")
     if not timestamps:
         raise RowError("missing field 'timestamp' (the evidence / target segments)")
     if data_type == "grounding" and not answer:
@@ -210,13 +211,11 @@ def parse_row(row: dict[str, Any], source: str, video_root: str | None) -> Parse
     return ParsedRow(source, video, question, data_type, answer, timestamps)
 
 
-def _numbers_as_segment(text: str) -> list[float]:
-    import re
-
-    numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)]
-    if len(numbers) != 2:
+def _answer_segment(text: str) -> list[tuple[float, float]]:
+    segments = answer_segments(text)  # the reward's reading of a grounding answer
+    if len(segments) != 1:
         raise RowError(f"grounding answer {text!r} does not hold exactly one [start, end] pair")
-    return numbers
+    return segments
 
 
 def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSettings, data_source: str) -> dict[str, Any]:
@@ -241,13 +240,6 @@ def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSet
     }
 
 
-@dataclass
-class Result:
-    train: list[dict[str, Any]]
-    val: list[dict[str, Any]]
-    rejects: list[Reject]
-
-
 def convert(
     inputs: Sequence[str | os.PathLike],
     *,
@@ -262,32 +254,19 @@ def convert(
 ) -> Result:
     """Read, probe, check and build every row; nothing is written here."""
     root = os.fspath(video_root) if video_root is not None else None
-    parsed: list[ParsedRow] = []
-    rejects: list[Reject] = []
-    for path in inputs:
-        for lineno, row in read_jsonl(path):
-            if isinstance(row, Reject):
-                rejects.append(row)
-                continue
-            try:
-                parsed.append(parse_row(row, f"{path}:{lineno}", root))
-            except RowError as err:
-                rejects.append(Reject(str(path), lineno, str(err)))
+    parsed, rejects = parse_inputs(inputs, lambda row, source, _path: parse_row(row, source, root))
     infos = probe_media((p.video for p in parsed), cache or ProbeCache(None), workers=workers, progress=progress)
     rows: list[dict[str, Any]] = []
     for item in parsed:
         info = infos[item.video]
-        file, _, line = item.source.rpartition(":")
         try:
             if not info.ok:
                 raise RowError(info.error or "video not readable")
             rows.append(build_row(item, info, len(rows), settings, data_source))
         except RowError as err:
-            rejects.append(Reject(file, int(line), str(err)))
+            rejects.append(reject_at(item.source, err))
     keys = [hashlib.sha1(f"{r['videos'][0]['video']}\n{r['extra_info']['question']}".encode()).hexdigest() for r in rows]
-    val_idx = split_train_val(keys, val_fraction, seed)
-    rejects.sort(key=lambda r: (r.file, r.line))
-    return Result([r for i, r in enumerate(rows) if i not in val_idx], [r for i, r in enumerate(rows) if i in val_idx], rejects)
+    return split_result(rows, keys, rejects, val_fraction, seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", help="input jsonl files (reference schema with messages/videos/"
                         "data_type/timestamp/solution, or plain schema with video/question/options/answer/"
                         "timestamps/data_type; both may be mixed)")
-    parser.add_argument("--video-root", default=None, help="directory that relative video paths are resolved "
-                        "against (default: the current directory); paths are stored absolute")
-    parser.add_argument("--output-dir", required=True, help="directory for train.parquet, val.parquet, rejects.jsonl")
-    parser.add_argument("--val-fraction", type=float, default=0.0, help="share of rows that go to val.parquet, "
-                        "chosen deterministically by a hash of (seed, video, question) (default 0: no val file)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    add_common_arguments(parser, "video")
     parser.add_argument("--fps", type=float, default=VIDEO_FPS, help=f"prompt-video sampling rate written to every "
                         f"row (default {VIDEO_FPS})")
     parser.add_argument("--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"prompt-video frame cap "
@@ -315,13 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {TRAIN_PIXELS})")
     parser.add_argument("--data-source", default="videotemp_o3", help="data_source prefix; rows get "
                         "'<prefix>_qa' or '<prefix>_grounding' (validation metrics are grouped by it)")
-    parser.add_argument("--probe-cache", default=None, help=f"JSON cache of video probes keyed by path, size and "
-                        f"mtime (default OUT/{DEFAULT_PROBE_CACHE_NAME}; 'none' to disable)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="parallel video probes "
-                        "(default: min(8, CPUs))")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 and write no parquet when any row "
-                        "is rejected (the rejects file is still written)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -330,10 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.min_pixels > args.max_pixels:
         print(f"error: --min-pixels {args.min_pixels} > --max-pixels {args.max_pixels}", file=sys.stderr)
         return 2
-    for path in args.inputs:
-        if not Path(path).is_file():
-            print(f"error: input file not found: {path}", file=sys.stderr)
-            return 2
+    missing = check_input_files(args.inputs)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache_path = probe_cache_path(args.probe_cache, out)
@@ -346,22 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress,
     )
     cache.save()
-    write_rejects(out / "rejects.jsonl", result.rejects)
-    written = {"train": len(result.train), "val": len(result.val)}
-    if args.strict and result.rejects:
-        print_summary("prepare_rl", {"train": 0, "val": 0}, result.rejects)
-        print(f"error: --strict and {len(result.rejects)} row(s) rejected; see {out / 'rejects.jsonl'}", file=sys.stderr)
-        return 1
-    schema = _schema()
-    write_parquet(out / "train.parquet", result.train, schema)
-    if args.val_fraction > 0:
-        write_parquet(out / "val.parquet", result.val, schema)
-    elapsed = time.perf_counter() - started
-    print_summary("prepare_rl", written, result.rejects)
-    total = len(result.train) + len(result.val) + len(result.rejects)
-    print(f"[prepare_rl] {total} input rows in {elapsed:.2f} s ({total / max(elapsed, 1e-9):.0f} rows/s) -> {out}",
-          file=sys.stderr)
-    return 0
+    return write_outputs("prepare_rl", args, out, result, _schema(), started)
 
 
 if __name__ == "__main__":

@@ -41,23 +41,23 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from data_prep.common import (
-    DEFAULT_PROBE_CACHE_NAME,
     MediaInfo,
     ProbeCache,
-    Reject,
+    Result,
     RowError,
+    add_common_arguments,
+    check_input_files,
     check_segments,
     media_path,
+    parse_inputs,
     parse_segments,
-    print_summary,
     probe_cache_path,
     probe_media,
-    read_jsonl,
+    reject_at,
     require,
     resolve_path,
-    split_train_val,
-    write_parquet,
-    write_rejects,
+    split_result,
+    write_outputs,
 )
 from recipe.videotemp_o3.protocol import (
     CLIP_FPS,
@@ -265,13 +265,6 @@ def build_row(parsed: ParsedSft, infos: dict[str, MediaInfo], index: int, settin
     }
 
 
-@dataclass
-class Result:
-    train: list[dict[str, Any]]
-    val: list[dict[str, Any]]
-    rejects: list[Reject]
-
-
 def _default_data_source(path: str | os.PathLike) -> str:
     p = Path(path)
     return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
@@ -291,18 +284,9 @@ def convert(
 ) -> Result:
     """Read, probe, check and build every row; nothing is written here."""
     root = os.fspath(video_root) if video_root is not None else None
-    parsed: list[ParsedSft] = []
-    rejects: list[Reject] = []
-    for path in inputs:
-        source_name = data_source or _default_data_source(path)
-        for lineno, row in read_jsonl(path):
-            if isinstance(row, Reject):
-                rejects.append(row)
-                continue
-            try:
-                parsed.append(parse_row(row, f"{path}:{lineno}", root, settings, source_name))
-            except RowError as err:
-                rejects.append(Reject(str(path), lineno, str(err)))
+    parsed, rejects = parse_inputs(
+        inputs, lambda row, source, path: parse_row(row, source, root, settings, data_source or _default_data_source(path))
+    )
     media = [s.path for p in parsed for s in p.slots] + [i for p in parsed for i in p.images]
     infos = probe_media(media, cache or ProbeCache(None), workers=workers, progress=progress)
     rows: list[dict[str, Any]] = []
@@ -310,13 +294,10 @@ def convert(
         try:
             rows.append(build_row(item, infos, len(rows), settings))
         except RowError as err:
-            file, _, line = item.source.rpartition(":")
-            rejects.append(Reject(file, int(line), str(err)))
+            rejects.append(reject_at(item.source, err))
     keys = [hashlib.sha1(json.dumps([r["messages"], r["videos"], r["images"]], sort_keys=True).encode()).hexdigest()
             for r in rows]
-    val_idx = split_train_val(keys, val_fraction, seed)
-    rejects.sort(key=lambda r: (r.file, r.line))
-    return Result([r for i, r in enumerate(rows) if i not in val_idx], [r for i, r in enumerate(rows) if i in val_idx], rejects)
+    return split_result(rows, keys, rejects, val_fraction, seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,12 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", help="input jsonl files (e.g. sft/data/wo_tool_call/*.jsonl "
                         "sft/data/wi_tool_call/*.jsonl)")
-    parser.add_argument("--video-root", default=None, help="directory that relative video/image paths are resolved "
-                        "against (default: the current directory); paths are stored absolute")
-    parser.add_argument("--output-dir", required=True, help="directory for train.parquet, val.parquet, rejects.jsonl")
-    parser.add_argument("--val-fraction", type=float, default=0.0, help="share of rows that go to val.parquet, chosen "
-                        "deterministically by a hash of (seed, row content) (default 0: no val file)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
+    add_common_arguments(parser, "video/image")
     parser.add_argument("--fps", type=float, default=VIDEO_FPS, help=f"main-video sampling rate (default {VIDEO_FPS})")
     parser.add_argument("--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"main-video frame cap "
                         f"(default {TRAIN_MAX_FRAMES})")
@@ -355,13 +331,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "have one of the protocol's two strict shapes (default: reject them)")
     parser.add_argument("--data-source", default=None, help="data_source of every row (default: "
                         "'<parent dir>/<file stem>' of each input, e.g. wi_tool_call/activitynet)")
-    parser.add_argument("--probe-cache", default=None, help=f"JSON cache of media probes keyed by path, size and "
-                        f"mtime (default OUT/{DEFAULT_PROBE_CACHE_NAME}; 'none' to disable)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="parallel media probes "
-                        "(default: min(8, CPUs))")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 and write no parquet when any row "
-                        "is rejected (the rejects file is still written)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -370,10 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.min_pixels > args.max_pixels or args.image_min_pixels > args.image_max_pixels:
         print("error: a --*min-pixels value is larger than its --*max-pixels", file=sys.stderr)
         return 2
-    for path in args.inputs:
-        if not Path(path).is_file():
-            print(f"error: input file not found: {path}", file=sys.stderr)
-            return 2
+    missing = check_input_files(args.inputs)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache_path = probe_cache_path(args.probe_cache, out)
@@ -388,21 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      cache=cache, workers=args.workers, val_fraction=args.val_fraction, seed=args.seed,
                      progress=not args.no_progress)
     cache.save()
-    write_rejects(out / "rejects.jsonl", result.rejects)
-    if args.strict and result.rejects:
-        print_summary("prepare_sft", {"train": 0, "val": 0}, result.rejects)
-        print(f"error: --strict and {len(result.rejects)} row(s) rejected; see {out / 'rejects.jsonl'}", file=sys.stderr)
-        return 1
-    schema = _schema()
-    write_parquet(out / "train.parquet", result.train, schema)
-    if args.val_fraction > 0:
-        write_parquet(out / "val.parquet", result.val, schema)
-    elapsed = time.perf_counter() - started
-    print_summary("prepare_sft", {"train": len(result.train), "val": len(result.val)}, result.rejects)
-    total = len(result.train) + len(result.val) + len(result.rejects)
-    print(f"[prepare_sft] {total} input rows in {elapsed:.2f} s ({total / max(elapsed, 1e-9):.0f} rows/s) -> {out}",
-          file=sys.stderr)
-    return 0
+    return write_outputs("prepare_sft", args, out, result, _schema(), started)
 
 
 if __name__ == "__main__":
