@@ -13,10 +13,12 @@ interrupted merge never leaves a half-written model behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.safetensors.index.json")
@@ -80,9 +82,10 @@ def merge_fsdp_checkpoint(actor_dir: Path, target_dir: Path) -> Path:
         hf_model_config_path=str(actor_dir / "huggingface"),
         target_dir=str(tmp),
     )
-    merger = FSDPModelMerger(config)
-    merger.merge_and_save()
-    merger.cleanup()
+    with contextlib.redirect_stdout(sys.stderr):  # verl's merger prints progress; stdout stays the result
+        merger = FSDPModelMerger(config)
+        merger.merge_and_save()
+        merger.cleanup()
     # files of the original HF dir the merger does not write (chat template, generation config ...)
     for extra in (actor_dir / "huggingface").iterdir():
         if extra.is_file() and not (tmp / extra.name).exists():
@@ -113,7 +116,29 @@ def resolve_model(model: str | os.PathLike, cache_dir: Path | None = None) -> st
         return str(hf_full)
     target = (cache_dir or default_cache_dir()) / _fingerprint(actor_dir)
     if not is_hf_model_dir(target):
-        print(f"[checkpoint] merging FSDP shards of {actor_dir} into {target}")
+        print(f"[checkpoint] merging FSDP shards of {actor_dir} into {target}", file=sys.stderr)
         target.parent.mkdir(parents=True, exist_ok=True)
         merge_fsdp_checkpoint(actor_dir, target)
     return str(target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eval.checkpoint CKPT``: print the HF model directory for a checkpoint (merging once)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print a loadable HF model path for a HF dir, hub id or verl checkpoint "
+                                     "(FSDP shards are merged once into a cache directory).")
+    parser.add_argument("model", help="HF model dir or hub id, or a verl checkpoint: trainer.default_local_dir, "
+                        "global_step_N/ or its actor/")
+    parser.add_argument("--cache-dir", type=Path, default=None, help=f"where merged models go (default {default_cache_dir()})")
+    args = parser.parse_args(argv)
+    try:
+        print(resolve_model(args.model, cache_dir=args.cache_dir))
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

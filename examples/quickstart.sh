@@ -100,7 +100,7 @@ MODEL_PATH="$MODEL" TRAIN_FILES="$OUT/sft/train.parquet" VAL_FILES=null NPROC_PE
   EXPERIMENT=quickstart_sft bash examples/run_sft.sh \
   trainer.total_epochs=1 data.train_batch_size="$N_GPUS" trainer.default_local_dir="$OUT/ckpt/sft" \
   trainer.save_freq=after_each_epoch trainer.logger='[console]'
-SFT_MODEL=$("$PY" -c "from eval.checkpoint import resolve_model; print(resolve_model('$OUT/ckpt/sft'))")
+SFT_MODEL=$("$PY" -m eval.checkpoint "$OUT/ckpt/sft")
 
 step "4/6 GRPO (a few steps)"
 MODEL="$SFT_MODEL" TRAIN_FILES="$OUT/rl/train.parquet" VAL_FILES="$OUT/rl/val.parquet" N_GPUS="$N_GPUS" PYTHON="$PY" \

@@ -94,3 +94,15 @@ def test_eval_run_takes_a_checkpoint_directly(tmp_path):
     merged = list((tmp_path / "cache" / "merged").iterdir())
     assert len(merged) == 1 and (merged[0] / "config.json").is_file()
     assert settings["model_source"] == str(ckpt) and settings["model"] == str(merged[0])
+
+
+def test_cli_prints_only_the_model_path(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    _verl_checkpoint(ckpt, 1)
+    env = {**os.environ, "VIDEOTEMP_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "eval.checkpoint", str(ckpt)], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    path = Path(proc.stdout.strip())  # stdout is the path alone: usable as MODEL=$(python -m eval.checkpoint ...)
+    assert path.parent == tmp_path / "cache" / "merged" and (path / "config.json").is_file()
+    bad = subprocess.run([sys.executable, "-m", "eval.checkpoint", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "not a Hugging Face model directory" in bad.stderr
