@@ -2,7 +2,7 @@
 
 One trajectory (PROTOCOL.md)::
 
-    system + user(video, question)
+    system + user(video, [image,] question)
     assistant: <think>..</think><tool_call>{...}</tool_call>   -> user(clip videos..., feedback text)
     assistant: <think>..</think><answer>..</answer>            -> done
 
@@ -11,14 +11,17 @@ States: ``PENDING`` (decode the prompt video, tokenize) -> ``GENERATING`` (one a
 
 What verl needs from this loop and where it is ensured:
 
-* every video in the token ids is in ``multi_modal_data["videos"]`` in token order (``Trajectory.videos``);
+* every video in the token ids is in ``multi_modal_data["videos"]`` in token order (``Trajectory.videos``),
+  every prompt image in ``multi_modal_data["images"]`` (``Trajectory.images``; e.g. Video-MMMU
+  Adaptation shows one after the video) and in every request's ``image_data``;
   feedback turns are appended only once they fit the budget, so no half-appended turn ever exists;
 * feedback tokens carry ``response_mask`` 0 (``ct_merge_context_msg``), generated tokens 1;
 * ``max_tokens`` of every request is ``min(per-turn cap, response budget left, context left)``.
 
 Prompt videos are decoded by ``tools.video_io.sample_video`` (uint8, resized while decoding) once per
 prompt and worker process: the rollouts of one GRPO group share the same tensor
-(:class:`PromptVideoCache`), on top of the byte-budgeted frame cache that clips reuse too.
+(:class:`PromptVideoCache`), on top of the byte-budgeted frame cache that clips reuse too. Prompt
+images are decoded per rollout by qwen-vl-utils' ``fetch_image`` (:func:`decode_image`).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ EXTRA_FIELD_KEYS = (
     "final_answer",
     "clip_errors",
     "prompt_frames",
+    "prompt_images",
     "prompt_decode_shared",
     "frame_cache_hits",
     "frame_cache_misses",
@@ -183,6 +187,7 @@ class Trajectory:
     duration: float
     budget: VideoBudget
     videos: list[tuple[Any, dict]] = field(default_factory=list)  # token order
+    images: list[Any] = field(default_factory=list)  # prompt images (PIL), token order
     token_ids: list[int] = field(default_factory=list)  # prompt + response so far
     response_mask: list[int] = field(default_factory=list)
     response_logprobs: list[float] = field(default_factory=list)
@@ -216,6 +221,32 @@ def _video_block(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 if isinstance(block, dict) and block.get("type") == "video":
                     return block
     raise ValueError("raw_prompt has no {'type': 'video'} block; VideoTempAgentLoop needs the prompt video")
+
+
+def image_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``{"type": "image"}`` content blocks of the conversation, in token order."""
+    return [
+        block
+        for message in messages
+        if isinstance(message.get("content"), (list, tuple))
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "image"
+    ]
+
+
+def decode_image(block: dict[str, Any], image_patch_size: int):
+    """The RGB ``PIL.Image`` of one image block, resized by qwen-vl-utils' ``fetch_image``.
+
+    The block's ``min_pixels``/``max_pixels`` (or ``resized_height``/``resized_width``) apply, else
+    qwen-vl-utils' image defaults, exactly as verl's dataset path decodes images. Keys holding None
+    or NaN (parquet fills missing struct keys) count as absent.
+    """
+    from qwen_vl_utils import fetch_image
+
+    element = {k: v for k, v in block.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    if element.get("image") is None:
+        raise ValueError(f"image block without an 'image' value: {sorted(block)}")
+    return fetch_image(element, image_patch_size=image_patch_size)
 
 
 def _as_path(ref: Any) -> str:
@@ -295,6 +326,8 @@ class VideoTempAgentLoop(AgentLoopBase):
         if self.processor is None:
             raise ValueError("VideoTempAgentLoop needs a vision-language processor (processor is None)")
         self.image_factor = image_factor(self.processor)
+        # qwen-vl-utils resizes images to multiples of patch_size * 2 (verl passes the same size).
+        self.image_patch_size = int(getattr(getattr(self.processor, "image_processor", None), "patch_size", 14))
         install_rope_time_fix(self.processor)
         self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.end_ids = {t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None}
@@ -342,9 +375,14 @@ class VideoTempAgentLoop(AgentLoopBase):
     # ---------------------------------------------------------------- states
 
     async def _pending(self, traj: Trajectory, key: tuple) -> AgentState:
-        """Decode the prompt video and tokenize the prompt."""
+        """Decode the prompt video and images and tokenize the prompt."""
         self._assert_mm_supported(True)
         t0 = time.perf_counter()
+        blocks = image_blocks(traj.messages)
+        if blocks:
+            traj.images = await asyncio.get_running_loop().run_in_executor(
+                _EXECUTOR, lambda: [decode_image(b, self.image_patch_size) for b in blocks]
+            )
         if self.prompt_video_reader == "shared":
             sampled, shared = await _PROMPT_VIDEOS.acquire(key, lambda: self._decode_prompt(traj))
             traj.holds_prompt_video = True
@@ -353,7 +391,8 @@ class VideoTempAgentLoop(AgentLoopBase):
             if math.isnan(traj.duration):
                 traj.duration = float(sampled.metadata.get("duration") or _probe_duration(traj.video_path))
         else:
-            mm = await self.process_multi_modal_info(traj.messages)
+            # Only the video block: the images are decoded above, once.
+            mm = await self.process_multi_modal_info([{"role": "user", "content": [_video_block(traj.messages)]}])
             video, shared = mm["videos"][0], False
             traj.metrics["prompt_frames"] = int(video[0].shape[0])
             if math.isnan(traj.duration):
@@ -363,7 +402,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         traj.metrics["prompt_decode_s"] = time.perf_counter() - t0
         traj.metrics["prompt_decode_shared"] = shared
         traj.videos.append(video)
-        traj.token_ids = await self.ct_build_initial_tokens(traj.messages, videos=[video])
+        traj.token_ids = await self.ct_build_initial_tokens(traj.messages, images=traj.images or None, videos=[video])
         return AgentState.GENERATING
 
     async def _generating(self, traj: Trajectory, sampling_params: dict[str, Any]) -> AgentState:
@@ -392,6 +431,7 @@ class VideoTempAgentLoop(AgentLoopBase):
             traj.request_id,
             prompt_ids=traj.token_ids,
             sampling_params=params,
+            image_data=traj.images or None,
             video_data=traj.videos,
             mm_processor_kwargs=self._get_mm_processor_kwargs(),
         )
@@ -545,6 +585,15 @@ class VideoTempAgentLoop(AgentLoopBase):
         traj.termination = reason
         return AgentState.TERMINATED
 
+    @staticmethod
+    def _multi_modal_data(traj: Trajectory) -> dict[str, list[Any]]:
+        """All media of the token ids, each kind in token order (``"images"`` only when there are any:
+        verl hands the dict to the processor, which must not get an empty image list)."""
+        media: dict[str, list[Any]] = {"videos": list(traj.videos)}
+        if traj.images:
+            media["images"] = list(traj.images)
+        return media
+
     def _output(self, traj: Trajectory) -> AgentLoopOutput:
         n_resp = len(traj.response_mask)
         prompt_ids = traj.token_ids[: len(traj.token_ids) - n_resp]
@@ -562,6 +611,7 @@ class VideoTempAgentLoop(AgentLoopBase):
             final_answer=final_answer,
             clip_errors=list(traj.clip_errors),
             prompt_frames=int(traj.metrics.get("prompt_frames", 0)),
+            prompt_images=len(traj.images),
             prompt_decode_shared=bool(traj.metrics.get("prompt_decode_shared", False)),
             frame_cache_hits=traj.cache_hits,
             frame_cache_misses=traj.cache_misses,
@@ -579,7 +629,7 @@ class VideoTempAgentLoop(AgentLoopBase):
             response_ids=response_ids[: self.response_length],
             response_mask=traj.response_mask[: self.response_length],
             response_logprobs=traj.response_logprobs[: self.response_length] if traj.has_logprobs else None,
-            multi_modal_data={"videos": list(traj.videos)},
+            multi_modal_data=self._multi_modal_data(traj),
             mm_processor_kwargs=self._get_mm_processor_kwargs(),
             num_turns=traj.user_turns + traj.assistant_turns + 1,
             metrics=metrics,

@@ -4,9 +4,9 @@ It has verl's ``LLMServerClient.generate`` signature, so the real ``AgentLoopWor
 loop can run against it without vLLM: tests, the ``transformers`` eval engine and the CPU demo.
 
 Per request it rebuilds the vision inputs exactly as verl's trainer does (the model's processor on
-the ``(frames, metadata)`` videos, ``do_sample_frames=False``), checks that the prompt holds as many
-video placeholder tokens as the processor produces, lets the model compute its MRoPE positions, and
-samples. Log-probs are ``log_softmax(logits / temperature)`` of the raw logits (``temperature`` 0:
+the images and the ``(frames, metadata)`` videos, ``do_sample_frames=False``), checks that the prompt
+holds as many image and video placeholder tokens as the processor produces, lets the model compute
+its MRoPE positions from both, and samples. Log-probs are ``log_softmax(logits / temperature)`` of the raw logits (``temperature`` 0:
 the raw logits), the quantity the actor recomputes when it runs at the rollout temperature.
 """
 
@@ -36,23 +36,44 @@ class _StopOnStrings(StoppingCriteria):
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
 
-def video_inputs(processor: Any, video_data: list[tuple[torch.Tensor, dict]] | None) -> dict[str, torch.Tensor]:
-    """``pixel_values_videos``, ``video_grid_thw`` (and ``second_per_grid_ts`` for Qwen2.5-VL) of the videos.
+_VISION_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
-    Same processor call as verl's ``_compute_multi_modal_inputs``; the text is only placeholders.
+
+def vision_inputs(
+    processor: Any,
+    image_data: list[Any] | None = None,
+    video_data: list[tuple[torch.Tensor, dict]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The processor's vision tensors for images and videos, in one call as verl's ``_compute_multi_modal_inputs``.
+
+    Images give ``pixel_values``/``image_grid_thw``; videos ``pixel_values_videos``/``video_grid_thw``
+    (and ``second_per_grid_ts`` for Qwen2.5-VL). The text is only placeholders.
     """
-    if not video_data:
+    if not image_data and not video_data:
         return {}
-    placeholder = getattr(processor, "video_token", "<|video_pad|>")
-    text = "".join(f"<|vision_start|>{placeholder}<|vision_end|>" for _ in video_data)
-    out = build_multimodal_processor_inputs(processor, text=[text], videos=list(video_data))
-    keep = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+    image_pad = getattr(processor, "image_token", "<|image_pad|>")
+    video_pad = getattr(processor, "video_token", "<|video_pad|>")
+    text = "".join(f"<|vision_start|>{image_pad}<|vision_end|>" for _ in image_data or [])
+    text += "".join(f"<|vision_start|>{video_pad}<|vision_end|>" for _ in video_data or [])
+    out = build_multimodal_processor_inputs(
+        processor, text=[text], images=list(image_data) if image_data else None, videos=list(video_data) if video_data else None
+    )
     result = {}
-    for key in keep:
+    for key in _VISION_KEYS:
         if key in out and out[key] is not None:
             value = out[key]
             result[key] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
     return result
+
+
+def video_inputs(processor: Any, video_data: list[tuple[torch.Tensor, dict]] | None) -> dict[str, torch.Tensor]:
+    """``pixel_values_videos``, ``video_grid_thw`` (and ``second_per_grid_ts`` for Qwen2.5-VL) of the videos."""
+    return vision_inputs(processor, None, video_data)
+
+
+def image_inputs(processor: Any, image_data: list[Any] | None) -> dict[str, torch.Tensor]:
+    """``pixel_values`` and ``image_grid_thw`` of the images."""
+    return vision_inputs(processor, image_data, None)
 
 
 def video_token_count(processor: Any, video_grid_thw: torch.Tensor) -> int:
@@ -61,8 +82,14 @@ def video_token_count(processor: Any, video_grid_thw: torch.Tensor) -> int:
     return int((video_grid_thw.prod(dim=-1) // (merge * merge)).sum().item())
 
 
+def image_token_count(processor: Any, image_grid_thw: torch.Tensor) -> int:
+    """Number of image placeholder tokens the grids expand to (``prod(thw) // merge**2`` summed)."""
+    merge = int(getattr(processor.image_processor, "merge_size", 2))
+    return int((image_grid_thw.prod(dim=-1) // (merge * merge)).sum().item())
+
+
 class HFServerClient:
-    """``generate()`` like verl's ``LLMServerClient`` on a local ``transformers`` model.
+    """``generate()`` like verl's ``LLMServerClient`` on a local ``transformers`` model (text, images, videos).
 
     Args:
         model: a Qwen2.5-VL / Qwen3-VL ``*ForConditionalGeneration`` (eval mode is set here).
@@ -123,21 +150,26 @@ class HFServerClient:
         **kwargs: Any,
     ) -> TokenOutput:
         """Generate one continuation of ``prompt_ids`` (see the class docstring)."""
-        if image_data or audio_data:
-            raise NotImplementedError("HFServerClient serves text + video prompts only")
+        if audio_data:
+            raise NotImplementedError("HFServerClient serves text, image and video prompts only")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None, lambda: self._generate_sync(request_id, list(prompt_ids), dict(sampling_params), video_data)
+            None, lambda: self._generate_sync(request_id, list(prompt_ids), dict(sampling_params), video_data, image_data)
         )
 
     def _generate_sync(
-        self, request_id: str, prompt_ids: list[int], params: dict[str, Any], video_data: Optional[list[Any]]
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        params: dict[str, Any],
+        video_data: Optional[list[Any]],
+        image_data: Optional[list[Any]] = None,
     ) -> TokenOutput:
         with self._lock:
             request_index = self._requests
             self._requests += 1
             device = next(self.model.parameters()).device
-            inputs = self.model_inputs(prompt_ids, video_data, device=device)
+            inputs = self.model_inputs(prompt_ids, video_data, image_data=image_data, device=device)
             prompt_len = len(prompt_ids)
 
             temperature = float(params.get("temperature", 1.0) or 0.0)
@@ -173,7 +205,9 @@ class HFServerClient:
             self._turns[request_id] = turn + 1
             forced = self.force(request_id, turn) if self.force is not None else None
             if forced is not None:
-                return self._score_forced(request_id, prompt_ids, video_data, forced, temperature, max_tokens, params)
+                return self._score_forced(
+                    request_id, prompt_ids, video_data, forced, temperature, max_tokens, params, image_data=image_data
+                )
 
             seed = int(params.get("seed", self.seed + request_index))
             with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), torch.no_grad():
@@ -194,6 +228,7 @@ class HFServerClient:
                     "request_id": request_id,
                     "prompt_len": prompt_len,
                     "n_videos": len(video_data or []),
+                    "n_images": len(image_data or []),
                     "max_tokens": max_tokens,
                     "n_new": len(new_tokens),
                     "seed": seed,
@@ -215,6 +250,8 @@ class HFServerClient:
         temperature: float,
         max_tokens: int,
         params: dict[str, Any],
+        *,
+        image_data: Optional[list[Any]] = None,
     ) -> TokenOutput:
         """Tokens of ``text`` (+ ``<|im_end|>``) with their log-probs under the model (one forward).
 
@@ -227,21 +264,27 @@ class HFServerClient:
                 text, end = text[: at + len(stop)], []
                 break
         tokens = (self.tokenizer.encode(text, add_special_tokens=False) + end)[:max_tokens]
-        logprobs = self.sequence_logprobs(prompt_ids, tokens, video_data, temperature=temperature)
+        logprobs = self.sequence_logprobs(prompt_ids, tokens, video_data, image_data=image_data, temperature=temperature)
         self.calls.append(
             {"request_id": request_id, "prompt_len": len(prompt_ids), "n_videos": len(video_data or []),
-             "max_tokens": max_tokens, "n_new": len(tokens), "seed": None}
+             "n_images": len(image_data or []), "max_tokens": max_tokens, "n_new": len(tokens), "seed": None}
         )
         return TokenOutput(
             token_ids=tokens, log_probs=logprobs if params.get("logprobs") else None, stop_reason="completed"
         )
 
     def sequence_logprobs(
-        self, prompt_ids: list[int], token_ids: list[int], video_data: Optional[list[Any]], *, temperature: float = 1.0
+        self,
+        prompt_ids: list[int],
+        token_ids: list[int],
+        video_data: Optional[list[Any]],
+        *,
+        image_data: Optional[list[Any]] = None,
+        temperature: float = 1.0,
     ) -> list[float]:
         """Log-probs of ``token_ids`` following ``prompt_ids`` (teacher forcing, one forward pass)."""
         device = next(self.model.parameters()).device
-        inputs = self.model_inputs(list(prompt_ids) + list(token_ids), video_data, device=device)
+        inputs = self.model_inputs(list(prompt_ids) + list(token_ids), video_data, image_data=image_data, device=device)
         with torch.no_grad():
             if hasattr(self.model, "model") and hasattr(self.model.model, "rope_deltas"):
                 self.model.model.rope_deltas = None
@@ -253,26 +296,36 @@ class HFServerClient:
         return logprobs[torch.arange(len(token_ids)), torch.tensor(token_ids)].tolist()
 
     def model_inputs(
-        self, prompt_ids: list[int], video_data: Optional[list[Any]], *, device: Any = "cpu"
+        self,
+        prompt_ids: list[int],
+        video_data: Optional[list[Any]],
+        *,
+        image_data: Optional[list[Any]] = None,
+        device: Any = "cpu",
     ) -> dict[str, torch.Tensor]:
-        """Model kwargs for ``prompt_ids`` + videos: ids, mask, ``mm_token_type_ids`` and vision tensors.
+        """Model kwargs for ``prompt_ids`` + images + videos: ids, mask, ``mm_token_type_ids`` and vision tensors.
 
-        Raises ValueError when the prompt's video placeholder count differs from what the processor
-        produces for the videos (a rollout/trainer misalignment).
+        Raises ValueError when the prompt's image or video placeholder count differs from what the
+        processor produces for the images or videos (a rollout/trainer misalignment).
         """
         input_ids = torch.tensor([prompt_ids], dtype=torch.long)
         inputs: dict[str, torch.Tensor] = {
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),
         }
-        n_pad = int((input_ids == self.video_token_id).sum().item()) if self.video_token_id is not None else 0
-        vision = video_inputs(self.processor, video_data)
-        expected = video_token_count(self.processor, vision["video_grid_thw"]) if vision else 0
-        if n_pad != expected:
-            raise ValueError(
-                f"prompt has {n_pad} video placeholder tokens but the processor produces {expected} "
-                f"for the {len(video_data or [])} video(s)"
-            )
+        vision = vision_inputs(self.processor, image_data, video_data)
+        checks = (
+            ("video", self.video_token_id, video_data, "video_grid_thw", video_token_count),
+            ("image", self.image_token_id, image_data, "image_grid_thw", image_token_count),
+        )
+        for kind, token_id, media, grid_key, count in checks:
+            n_pad = int((input_ids == token_id).sum().item()) if token_id is not None else 0
+            expected = count(self.processor, vision[grid_key]) if grid_key in vision else 0
+            if n_pad != expected:
+                raise ValueError(
+                    f"prompt has {n_pad} {kind} placeholder tokens but the processor produces {expected} "
+                    f"for the {len(media or [])} {kind}(s)"
+                )
         inputs.update(vision)
         mm_types = torch.zeros_like(input_ids)
         if self.image_token_id is not None:
