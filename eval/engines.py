@@ -46,7 +46,7 @@ class EvalSettings:
     max_new_tokens: int = 4096  # per assistant turn
     max_turns: int = protocol.MAX_ASSISTANT_TURNS
     clip_caption: bool = False
-    with_image: bool = False  # Video-MMMU Adaptation image in the prompt (needs image support in the agent loop)
+    with_image: bool = True  # a sample's image (Video-MMMU Adaptation) shown after the video, as the reference
     prompt_length: int = 40960
     response_length: int = 40960
     max_model_len: int = 81920
@@ -84,6 +84,7 @@ def sample_row(sample: EvalSample, index: int, settings: EvalSettings) -> dict[s
         extra_info={"sample_id": sample.id, "data_type": sample.kind},
     )
     if sample.image and settings.with_image:  # Video-MMMU Adaptation: the image is shown after the video
+        # No min/max_pixels: qwen-vl-utils' image defaults (4 to 16,384 merged patches), the processor's own range.
         content = row["raw_prompt"][1]["content"]
         content.insert(1, {"type": "image", "image": str(Path(sample.image).resolve())})
     return row

@@ -96,8 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_new_tokens", type=int, default=DEFAULTS.max_new_tokens, help="new tokens per assistant turn (default %(default)s)")
     p.add_argument("--max_turns", type=int, default=DEFAULTS.max_turns, help="assistant turns per sample (default %(default)s)")
     p.add_argument("--clip_caption", action="store_true", help="tell the model each clip's absolute range in text (off in the reference)")
-    p.add_argument("--with_image", action="store_true",
-                   help="Video-MMMU Adaptation: put the question's image after the video (needs an agent loop that passes images)")
+    image = p.add_mutually_exclusive_group()
+    image.add_argument("--with_image", dest="with_image", action="store_true", default=DEFAULTS.with_image,
+                       help="show a sample's image after the video (Video-MMMU Adaptation; the reference behaviour, on by default)")
+    image.add_argument("--no_image", dest="with_image", action="store_false",
+                       help="leave the Video-MMMU Adaptation image out of the prompt (recorded as with_image=false)")
     p.add_argument("--prompt_length", type=int, default=DEFAULTS.prompt_length, help="token budget of the prompt (default %(default)s)")
     p.add_argument("--response_length", type=int, default=DEFAULTS.response_length,
                    help="token budget of all turns incl. clips (default %(default)s)")

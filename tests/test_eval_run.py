@@ -170,3 +170,24 @@ async def test_html_report_places_intervals(workspace):
     html_file = out / "report.html"
     assert view_main([str(out / "nextgqa.jsonl"), "-o", str(html_file)]) == 0
     assert html_file.read_text().count('class="sample"') == 2
+
+
+async def test_videommmu_adaptation_image_in_prompt_by_default(workspace):
+    from eval.score import score_file
+
+    with_image, without = workspace["root"] / "mmmu_image", workspace["root"] / "mmmu_no_image"
+    await run_inproc(workspace, "videommmu", with_image)
+    await run_inproc(workspace, "videommmu", without, "--no_image")
+    records = {r["id"]: r for r in read_jsonl(with_image / "videommmu.jsonl")}
+    plain = {r["id"]: r for r in read_jsonl(without / "videommmu.jsonl")}
+    assert sorted(records) == sorted(plain) == ["Adaptation/adaptation_a", "Comprehension/comprehension_b", "Perception/perception_a"]
+    # The 32x32 fixture image becomes 56x56 (qwen-vl-utils' 4-patch minimum): 4 image pads + vision start/end.
+    adaptation = "Adaptation/adaptation_a"
+    assert records[adaptation]["prompt_tokens"] - plain[adaptation]["prompt_tokens"] == 4 + 2
+    assert records[adaptation]["termination"] == "answer" and records[adaptation]["image"]
+    for sample_id in ("Comprehension/comprehension_b", "Perception/perception_a"):
+        assert records[sample_id]["prompt_tokens"] == plain[sample_id]["prompt_tokens"]
+    assert json.loads((with_image / "videommmu.settings.json").read_text())["with_image"] is True
+    assert json.loads((without / "videommmu.settings.json").read_text())["with_image"] is False
+    metrics, _, _ = score_file("videommmu", with_image / "videommmu.jsonl")
+    assert metrics["videommmu/acc/Adaptation"] == 100.0  # scripted "A", fixture answer A

@@ -3,7 +3,8 @@
 Videos are looked up as ``{track}/{id}.mp4``, ``videos/{track}/{id}.mp4``, ``videos/{id}.mp4``, else any
 ``{id}.mp4`` under the root (the release's archives unpack to varying folders). The
 Adaptation track also shows an image after the video (the parquet ``image`` column, a path or encoded
-bytes; bytes are written once to a content-addressed cache file).
+bytes; bytes are written once to a content-addressed cache file). ``eval/run.py`` puts it in the prompt
+by default, as the reference does; ``--no_image`` leaves it out (recorded as ``with_image`` in the settings).
 """
 
 from __future__ import annotations
