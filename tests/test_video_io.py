@@ -101,28 +101,22 @@ def test_probe_errors_name_path_and_reason(tmp_path):
         probe(tmp_path)
 
 
-def test_hung_decode_times_out_and_reader_is_replaced(vdir):
+def test_hung_decode_times_out_and_reader_is_replaced(vdir, monkeypatch):
     path = make_video(vdir, seconds=2, fps=10)
     info = probe(path)
-    reader = video_io._readers.get(info, 56, 56, 10)
+    reader = video_io._readers.get(info, 10)
+    slow_decode = reader.decode
 
-    class SlowReader:
-        def __init__(self, vr):
-            self.vr = vr
+    def decode(*args):
+        time.sleep(1.0)
+        return slow_decode(*args)
 
-        def get_batch(self, idx):
-            time.sleep(1.0)
-            return self.vr.get_batch(idx)
-
-        def seek(self, pos):
-            self.vr.seek(pos)
-
-    reader.vr = SlowReader(reader.vr)
+    monkeypatch.setattr(reader, "decode", decode)
     with pytest.raises(VideoError, match="decoding took longer than 0.2 s"):
         sample_clip(path, 0, 2, timeout_s=0.2, **TINY)
     clip = sample_clip(path, 0, 2, timeout_s=10, **TINY)  # a fresh reader
     assert decoded_indices(clip.frames) == clip.frame_indices
-    assert video_io._readers.get(info, 56, 56, 10) is not reader
+    assert video_io._readers.get(info, 10) is not reader
 
 
 # --------------------------------------------------------------------------- prompt video = qwen-vl-utils
@@ -278,7 +272,7 @@ def test_reader_pool_is_bounded(vdir):
     try:
         for path in paths:
             sample_clip(path, 0, 1, **TINY)
-            sample_clip(path, 0, 1, min_pixels=28 * 28 * 2, max_pixels=28 * 28 * 2)  # another size: another reader
+            sample_clip(path, 0, 1, min_pixels=28 * 28 * 2, max_pixels=28 * 28 * 2)  # another size: the same reader
             assert video_io.reader_pool_size() <= 2
         assert video_io.reader_pool_size() == 2
     finally:
@@ -311,3 +305,93 @@ def test_concurrent_clips_from_threads_are_correct(vdir, v10):
     assert errors == []
     assert all(c % 2 == 0 and c >= 2 for c in counts)
     assert cache.stats["hits"] > 0
+
+
+# --------------------------------------------------------------------------- PyAV decoding and its decord fallback
+
+
+def test_pixels_equal_a_decord_reader_at_the_target_size(v10):
+    import decord
+
+    video = sample_video(v10, **TINY)
+    height, width = video.frames.shape[2:]
+    vr = decord.VideoReader(str(v10), width=width, height=height)
+    expected = torch.from_numpy(vr.get_batch(video.frame_indices).asnumpy()).permute(0, 3, 1, 2)
+    vr.seek(0)
+    assert torch.equal(video.frames, expected)
+
+
+def test_forward_requests_continue_decoding_without_seeking(vdir, monkeypatch):
+    path = make_video(vdir, seconds=10, fps=10, keyint=50)  # keyframes at 0 and 50
+    reader = video_io._readers.get(probe(path), 10)
+    assert reader.indexed and reader.keyframes == [0, 50]
+    seeks: list[int] = []
+    real_seek = reader._seek
+    monkeypatch.setattr(reader, "_seek", lambda index: (seeks.append(index), real_seek(index)))
+    for start, end in [(0.0, 1.5), (2.0, 3.5), (3.5, 4.5), (5.5, 7.0)]:
+        clip = sample_clip(path, start, end, **TINY)
+        assert decoded_indices(clip.frames) == clip.frame_indices
+    assert seeks == [0, 50]  # the first call and the jump over keyframe 50
+    sample_clip(path, 1.0, 2.0, **TINY)  # backwards: seeks to the keyframe before
+    assert seeks == [0, 50, 0]
+
+
+def test_seek_landing_past_the_frame_retries_from_earlier_keyframes(vdir, monkeypatch):
+    path = make_video(vdir, seconds=6, fps=10, keyint=10)
+    reader = video_io._readers.get(probe(path), 10)
+    reader.reset()
+    seeks: list[int] = []
+    real_seek = reader._seek
+
+    def late_seek(index):
+        seeks.append(index)
+        real_seek(index + 10 if len(seeks) == 1 else index)  # the first seek lands one GOP late
+
+    monkeypatch.setattr(reader, "_seek", late_seek)
+    clip = sample_clip(path, 2.5, 3.0, fps=1000, **TINY)
+    assert clip.frame_indices == list(range(25, 31))
+    assert decoded_indices(clip.frames) == clip.frame_indices
+    assert seeks[:2] == [20, 10]
+
+
+def test_unindexable_video_is_decoded_by_decord(vdir, monkeypatch):
+    path = make_video(vdir, seconds=3, fps=10, keyint=7)
+
+    def refuse(self):
+        raise video_io._Unindexable("test")
+
+    video_io.close_all_readers()
+    monkeypatch.setattr(video_io._Reader, "_open", refuse)
+    clip = sample_clip(path, 0.3, 2.8, fps=1000, **TINY)
+    assert not video_io._readers.get(probe(path), 10).indexed
+    assert clip.frame_indices == list(range(3, 29))
+    assert decoded_indices(clip.frames) == clip.frame_indices
+    video_io.close_all_readers()
+
+
+def test_frames_the_decoder_never_gives_come_from_decord(vdir, monkeypatch):
+    path = make_video(vdir, seconds=3, fps=10)
+    reader = video_io._readers.get(probe(path), 10)
+    real_frame_at = reader._frame_at
+    monkeypatch.setattr(reader, "_frame_at", lambda index: None if index % 3 == 0 else real_frame_at(index))
+    cache = FrameCache(10 << 20)
+    clip = sample_clip(path, 0, 3, fps=1000, max_frames=100, cache=cache, **TINY)
+    assert clip.frame_indices == list(range(30))
+    assert decoded_indices(clip.frames) == clip.frame_indices
+    assert cache.stats["decoded_frames"] == 30
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mkv", "libx264"), (".avi", "mpeg4"), (".webm", "libvpx-vp9")])
+def test_other_containers_read_back_every_index(tmp_path, suffix, codec):
+    from data_prep.synthetic_video import write_index_video
+
+    path = tmp_path / f"v{suffix}"
+    try:
+        write_index_video(path, num_frames=40, fps=10, width=64, height=48, codec=codec, keyint=8)
+    except Exception as err:  # an encoder missing from this PyAV build
+        pytest.skip(f"cannot write {suffix} with {codec}: {err}")
+    info = probe(path)
+    clip = sample_clip(path, 0, info.duration, fps=1000, max_frames=100, **TINY)
+    assert decoded_indices(clip.frames) == clip.frame_indices
+    video = sample_video(path, **TINY)
+    assert decoded_indices(video.frames) == video.frame_indices

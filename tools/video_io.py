@@ -20,16 +20,25 @@ the number of source frames the sample spans, so that the processor's
 (:attr:`SampledVideo.sample_fps`; Qwen2.5-VL derives ``second_per_grid_ts`` from it, Qwen3-VL its
 absolute timestamps from ``frames_indices / fps``).
 
-Decoding uses decord ``get_batch`` in chunks with the reader opened at the target size (decord
-scales in its ffmpeg pipeline), so no full-resolution RGB frame is ever held and peak memory stays
-near the size of the uint8 result. Open readers are kept in a small LRU pool keyed by
-``(path, H, W)`` with a lock each (decord readers are not thread-safe) and parked with ``seek(0)`` after use (decord 0.6
-keeps decoding in the background otherwise, dmlc/decord#208). Every decode runs in a worker thread
-bounded by ``timeout_s``.
+Probing (frame count, fps, size) uses decord, as qwen-vl-utils does, so frame numbering matches it.
+Decoding uses PyAV: one container per video, indexed once (frame ``i`` = the packet with the
+``i``-th smallest pts, decord's numbering), decoded forward and seeking to the keyframe at or before
+a wanted frame only when that skips frames; only the wanted frames are converted to RGB, straight at
+the target size (bilinear swscale, the same pixels as a decord reader opened at that size), so no
+full-resolution RGB frame is ever made and peak memory stays near the size of the uint8 result.
+A video PyAV cannot index that way (packet count differs from decord's, missing pts), and any frame
+its decoder does not give out, is decoded by decord at the target size (readers parked with
+``seek(0)`` and closed after use: decord 0.6 keeps decoding in the background otherwise,
+dmlc/decord#208). Open PyAV readers are kept in a small LRU pool keyed by path, with a lock each
+(a decoder is not thread-safe); the decoder keeps its position between calls, so a forward
+request continues where the last one stopped. Every decode runs in a worker thread bounded by
+``timeout_s``. ``VIDEOTEMP_DECODE_THREADS`` sets the decoder threads (0 = one per usable core, at
+most 8).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import threading
@@ -37,19 +46,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+import av
 import torch
 from qwen_vl_utils import vision_process as qwen
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as tvf
 
 from recipe.videotemp_o3.protocol import CLIP_MAX_FRAMES, CLIP_MIN_FRAMES, TRAIN_MAX_FRAMES, TRAIN_PIXELS
 
 GRID_FPS = 2.0
 DEFAULT_PIXELS = TRAIN_PIXELS  # 50,176 px = 224 x 224 area, the reference's training budget
 DEFAULT_TIMEOUT_S = 120.0
-DECODE_CHUNK_FRAMES = 16  # full-resolution frames held at once while decoding
+DECODE_CHUNK_FRAMES = 16  # frames per decord get_batch call (fallback path)
 DEFAULT_MAX_READERS = int(os.environ.get("VIDEOTEMP_MAX_OPEN_READERS", "8"))
-DECODE_THREADS = int(os.environ.get("VIDEOTEMP_DECODE_THREADS", "0"))  # 0 = decord/ffmpeg auto
+DECODE_THREADS = int(os.environ.get("VIDEOTEMP_DECODE_THREADS", "0"))  # 0 = one per core, at most 8
 DEFAULT_CACHE_BYTES = int(os.environ.get("VIDEOTEMP_FRAME_CACHE_BYTES", str(2 << 30)))
 
 T = TypeVar("T")
@@ -185,22 +193,137 @@ def shared_frame_cache(max_bytes: int | None = None) -> FrameCache:
 # --------------------------------------------------------------------------- readers
 
 
-class _Reader:
-    """An open decord reader that outputs frames at one size, with its lock."""
+class _Unindexable(Exception):
+    """PyAV cannot map this video's frames to decord's indices; decord decodes it instead."""
 
-    def __init__(self, vr: Any, info: VideoInfo, size: tuple[int, int], mtime: float):
-        self.vr = vr
+
+class _Reader:
+    """One video opened with PyAV: its packet index, decoder position and lock (not thread-safe).
+
+    Frame ``i`` is the packet with the ``i``-th smallest pts, which is decord's (and so qwen-vl-utils')
+    numbering. Decoding goes forward from the current position and seeks to the keyframe at or
+    before a wanted frame only when that skips frames, so a sorted request decodes each needed
+    GOP once, and only the frames asked for are converted (to RGB at the target size).
+    """
+
+    def __init__(self, info: VideoInfo, mtime: float):
         self.info = info
-        self.size = size
         self.mtime = mtime
         self.lock = threading.Lock()
+        self.container: Any = None
+        self._frames: Any = None  # generator of (index, frame) continuing after ``self._pos``
+        self._pos: int | None = None  # index of the last frame the decoder gave out
+        self._frame: Any = None  # and that frame
+        try:
+            self._open()
+        except _Unindexable:
+            self.container = None
+
+    @property
+    def indexed(self) -> bool:
+        return self.container is not None
+
+    def _open(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        try:
+            container = av.open(self.info.path)
+        except Exception as err:
+            raise _Unindexable(_first_line(err)) from None
+        if not container.streams.video:
+            raise _Unindexable("no video stream")
+        stream = container.streams.video[0]
+        all_pts: list[int] = []
+        key_pts: list[int] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's final flush packet
+                    continue
+                if packet.pts is None:
+                    raise _Unindexable("packets without pts")
+                all_pts.append(packet.pts)
+                if packet.is_keyframe:
+                    key_pts.append(packet.pts)
+        except av.FFmpegError as err:
+            raise _Unindexable(_first_line(err)) from None
+        frame_pts = sorted(all_pts)
+        self.index_of_pts = {pts: i for i, pts in enumerate(frame_pts)}
+        if len(frame_pts) != self.info.num_frames or len(self.index_of_pts) != len(frame_pts) or not key_pts:
+            raise _Unindexable(f"{len(frame_pts)} packets for {self.info.num_frames} frames")
+        self.frame_pts = frame_pts
+        self.keyframes = sorted(self.index_of_pts[pts] for pts in key_pts)
+        stream.thread_type = "AUTO"
+        stream.thread_count = DECODE_THREADS or _auto_decode_threads()
+        self.container, self.stream = container, stream
+        self.reformatter = VideoReformatter()
+
+    def _decoded_frames(self) -> Any:
+        for packet in self.container.demux(self.stream):
+            for frame in packet.decode():
+                index = self.index_of_pts.get(frame.pts)
+                if index is None:
+                    raise _Unindexable(f"decoded a frame with unknown pts {frame.pts}")
+                yield index, frame
+
+    def _seek(self, index: int) -> None:
+        self._frames = None
+        self.container.seek(self.frame_pts[index], stream=self.stream, backward=True)
+        self._frames = self._decoded_frames()
+        self._pos = None
+        self._frame = None
+
+    def _frame_at(self, index: int) -> Any:
+        """The decoded frame ``index``, or None if the decoder does not give it out."""
+        k = max(bisect.bisect_right(self.keyframes, index) - 1, 0)
+        key = self.keyframes[k]
+        if self._frames is not None and self._pos == index:
+            return self._frame  # a range that starts where the previous one ended
+        if self._frames is None or self._pos is None or index < self._pos or key > self._pos + 1:
+            self._seek(key)
+        # A demuxer that lands past the keyframe asked for gets one earlier keyframe, then the first.
+        retries = [self.keyframes[j] for j in sorted({max(k - 1, 0), 0}, reverse=True) if j < k]
+        while True:
+            for got, frame in self._frames:
+                self._pos, self._frame = got, frame
+                if got == index:
+                    return frame
+                if got > index:
+                    break
+            if not retries:
+                self.reset()
+                return None
+            self._seek(retries.pop(0))
+
+    def decode(self, indices: list[int], height: int, width: int, out: dict[int, torch.Tensor]) -> None:
+        """Decode ``indices`` (sorted, unique) into ``out`` as ``[3, H, W]`` uint8; skips frames not given out."""
+        for index in indices:
+            frame = self._frame_at(index)
+            if frame is None:
+                continue
+            # Bilinear swscale, as decord's own scaling: the same pixels as a decord reader at this size.
+            rgb = self.reformatter.reformat(frame, width, height, "rgb24", interpolation="BILINEAR", threads=1)
+            out[index] = torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)
+
+    def reset(self) -> None:
+        """Forget the decoder position (after an error) so that the next request seeks."""
+        self._frames = None
+        self._pos = None
+        self._frame = None
 
 
-_ReaderKey = tuple[str, int, int]
+def _auto_decode_threads() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+_ReaderKey = str
 
 
 class _ReaderPool:
-    """Small LRU of open readers keyed by ``(path, height, width)`` (and file mtime)."""
+    """Small LRU of open readers keyed by path (and file mtime)."""
 
     def __init__(self, max_readers: int):
         self.max_readers = max_readers
@@ -208,16 +331,15 @@ class _ReaderPool:
         self._lock = threading.Lock()
         self.opened = 0
 
-    def get(self, info: VideoInfo, height: int, width: int, timeout_s: float | None) -> _Reader:
-        key = (info.path, height, width)
+    def get(self, info: VideoInfo, timeout_s: float | None) -> _Reader:
+        key = info.path
         mtime = _check_file(info.path)
         with self._lock:
             reader = self._readers.get(key)
             if reader is not None and reader.mtime == mtime:
                 self._readers.move_to_end(key)
                 return reader
-        reader = _run_with_timeout(lambda: _open_sized_reader(info, height, width, mtime), timeout_s, info.path,
-                                   "opening")
+        reader = _run_with_timeout(lambda: _Reader(info, mtime), timeout_s, info.path, "opening")
         with self._lock:
             self.opened += 1
             self._readers[key] = reader
@@ -230,7 +352,7 @@ class _ReaderPool:
             self._readers.popitem(last=False)  # freed once no call holds it any more
 
     def drop(self, reader: _Reader) -> None:
-        key = (reader.info.path, *reader.size)
+        key = reader.info.path
         with self._lock:
             if self._readers.get(key) is reader:
                 self._readers.pop(key, None)
@@ -251,7 +373,7 @@ _MAX_INFOS = 4096
 
 
 def reader_pool_size() -> int:
-    """Number of decord readers currently kept open."""
+    """Number of video readers currently kept open."""
     return len(_readers)
 
 
@@ -312,14 +434,6 @@ def _probe_file(path: str) -> VideoInfo:
         del vr
     height, width = int(first.shape[1]), int(first.shape[2])
     return VideoInfo(path, num_frames / fps, fps, num_frames, width, height)
-
-
-def _open_sized_reader(info: VideoInfo, height: int, width: int, mtime: float) -> _Reader:
-    # decord scales inside its decode pipeline: full-resolution RGB frames are never materialised,
-    # which is both faster and far lighter than decoding at full size and resizing afterwards.
-    same = (height, width) == (info.height, info.width)
-    vr = _decord_reader(info.path, -1 if same else height, -1 if same else width)
-    return _Reader(vr, info, (height, width), mtime)
 
 
 def _first_line(err: BaseException) -> str:
@@ -478,35 +592,46 @@ def clip_indices(info: VideoInfo, start: float, end: float, *, fps: float = GRID
 # --------------------------------------------------------------------------- decoding
 
 
-def _resize_uint8(chunk: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Safety net: readers already output the target size, so this is normally a no-op."""
-    if chunk.shape[-2:] == (height, width):
-        return chunk.contiguous()
-    return tvf.resize(chunk, [height, width], interpolation=InterpolationMode.BILINEAR, antialias=True)
+def _decord_decode(info: VideoInfo, indices: list[int], height: int, width: int,
+                   out: dict[int, torch.Tensor]) -> None:
+    """Fallback for what PyAV cannot index: decord at the target size, ``get_batch`` in chunks."""
+    same = (height, width) == (info.height, info.width)
+    vr = _decord_reader(info.path, -1 if same else height, -1 if same else width)
+    try:
+        for pos in range(0, len(indices), DECODE_CHUNK_FRAMES):
+            chunk_idx = indices[pos : pos + DECODE_CHUNK_FRAMES]
+            chunk = torch.from_numpy(vr.get_batch(chunk_idx).asnumpy()).permute(0, 3, 1, 2)
+            for k, idx in enumerate(chunk_idx):
+                out[idx] = chunk[k].clone()
+    finally:
+        try:
+            vr.seek(0)  # park: stops decord's background decoding (dmlc/decord#208)
+        except Exception:
+            pass
+        del vr
 
 
 def _decode_into(reader: _Reader, indices: list[int], height: int, width: int,
                  out: dict[int, torch.Tensor]) -> None:
-    """Decode ``indices`` (sorted, unique) in chunks, resizing each chunk at once."""
+    """Decode ``indices`` (sorted, unique) with PyAV, and whatever it cannot give with decord."""
     path = reader.info.path
     with reader.lock:
         try:
-            for pos in range(0, len(indices), DECODE_CHUNK_FRAMES):
-                chunk_idx = indices[pos : pos + DECODE_CHUNK_FRAMES]
-                raw = reader.vr.get_batch(chunk_idx).asnumpy()
-                frames = torch.from_numpy(raw).permute(0, 3, 1, 2)
-                del raw
-                small = _resize_uint8(frames, height, width)
-                del frames
-                for k, idx in enumerate(chunk_idx):
-                    out[idx] = small[k].clone()
+            if reader.indexed:
+                try:
+                    reader.decode(indices, height, width, out)
+                except _Unindexable:
+                    reader.container = None  # this video goes to decord from now on
+                except av.FFmpegError:
+                    reader.reset()  # damaged data: decord gets its try at the frames still missing
+                except BaseException:
+                    reader.reset()
+                    raise
+            rest = [i for i in indices if i not in out]
+            if rest:
+                _decord_decode(reader.info, rest, height, width, out)
         except Exception as err:
             raise VideoError(f"{path}: decoding frames failed ({_first_line(err)})") from None
-        finally:
-            try:
-                reader.vr.seek(0)  # park: stops decord's background decoding (dmlc/decord#208)
-            except Exception:
-                pass
 
 
 def _fetch_frames(path: str, reader: _Reader, indices: list[int], height: int, width: int,
@@ -541,13 +666,13 @@ def _sample(path: str | os.PathLike, pick: Callable[[VideoInfo], tuple[list[int]
     info = probe(norm, timeout_s=timeout_s)
     indices, spanned = pick(info)
     height, width = _target_hw(info, len(indices), factor, min_pixels, max_pixels, total_pixels)
-    reader = _readers.get(info, height, width, timeout_s)
+    reader = _readers.get(info, timeout_s)
     frames = _fetch_frames(norm, reader, indices, height, width, cache, timeout_s)
     metadata = {
         "fps": info.fps,
         "frames_indices": indices,
         "total_num_frames": spanned,
-        "video_backend": "decord",
+        "video_backend": "pyav",
     }
     return SampledVideo(frames, [i / info.fps for i in indices], metadata)
 
