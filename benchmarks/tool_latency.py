@@ -3,7 +3,8 @@
 Per clip range (5 s, 30 s, 120 s at random positions of a long 1280x720 25 fps H.264 video with a
 10 s keyframe interval):
 
-* ours cold: a fresh decord reader and an empty frame cache (``tools.video_io.sample_clip``);
+* ours cold: a fresh reader (the video opened and indexed) and an empty frame cache
+  (``tools.video_io.sample_clip``);
 * ours warm: the reader already open (no frame-cache hits);
 * reference: cut the range into a new full-resolution mp4 (ffmpeg re-encode, as the reference cut
   clips with OpenCV), then decode that file at 2 fps with the pixel budget (``qwen_vl_utils.fetch_video``);
@@ -11,7 +12,8 @@ Per clip range (5 s, 30 s, 120 s at random positions of a long 1280x720 25 fps H
 
 Then the whole-prompt decode (512 frames at 50,176 px) of a 10-minute 720p video: ours vs
 ``qwen_vl_utils.fetch_video``, each in its own subprocess (time and peak RSS over the process's
-baseline after imports), and ffmpeg's decode floor for the same frames.
+baseline after imports), and ffmpeg's decode floor for the same frames; ``--prompt-repeats`` runs
+of each, interleaved, reported as medians (the CPU may be shared).
 
     python -m benchmarks.tool_latency            # full run (generates the videos once, minutes)
     python -m benchmarks.tool_latency --quick    # small smoke run
@@ -163,24 +165,33 @@ def worker(kind: str, path: str, max_frames: int) -> None:
                       "result_mb": frames.numel() * frames.element_size() / 2**20, "shape": list(frames.shape)}))
 
 
-def bench_prompt(path: Path, max_frames: int) -> None:
+def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
     from tools import video_io
 
     info = video_io.probe(path)
-    results = {}
-    for kind in ("ours", "qwen"):
-        out = subprocess.run([sys.executable, "-m", "benchmarks.tool_latency", "--worker", kind, str(path),
-                              "--prompt-frames", str(max_frames)], check=True, capture_output=True, text=True)
-        results[kind] = json.loads(out.stdout.strip().splitlines()[-1])
     height, width = video_io.resized_hw(info.height, info.width, min_pixels=PIXELS, max_pixels=PIXELS)
-    n = results["ours"]["shape"][0]
-    floor = timed(lambda: ffmpeg_floor(path, None, None, f"{n}/{info.duration:.3f}", height, width))
-    print(f"\nwhole-prompt decode: {info.duration / 60:.0f}-min {info.width}x{info.height}, {n} frames at {height}x{width}")
-    print(f"{'':>6} {'seconds':>8} {'x floor':>8} {'peak RSS over baseline (MB)':>28} {'result (MB)':>12}")
-    for kind, res in results.items():
-        print(f"{kind:>6} {res['seconds']:>8.2f} {res['seconds'] / floor:>8.2f} {res['peak_over_baseline_mb']:>28.0f} "
-              f"{res['result_mb']:>12.0f}")
-    print(f"{'floor':>6} {floor:>8.2f} {1.0:>8.2f}   (ffmpeg fps+scale to null)")
+    runs: dict[str, list[dict]] = {"ours": [], "qwen": []}
+    floors: list[float] = []
+    n = 0
+    for _ in range(repeats):
+        for kind in runs:
+            out = subprocess.run([sys.executable, "-m", "benchmarks.tool_latency", "--worker", kind, str(path),
+                                  "--prompt-frames", str(max_frames)], check=True, capture_output=True, text=True)
+            runs[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        n = runs["ours"][-1]["shape"][0]
+        floors.append(timed(lambda: ffmpeg_floor(path, None, None, f"{n}/{info.duration:.3f}", height, width)))
+    floor = statistics.median(floors)
+    print(f"\nwhole-prompt decode: {info.duration / 60:.0f}-min {info.width}x{info.height}, {n} frames at "
+          f"{height}x{width}, medians of {repeats} runs")
+    print(f"{'':>6} {'seconds':>8} {'x floor':>8} {'peak RSS over baseline (MB)':>28} {'result (MB)':>12}   runs (s)")
+    for kind, results in runs.items():
+        seconds = [r["seconds"] for r in results]
+        med = statistics.median(seconds)
+        peak = statistics.median(r["peak_over_baseline_mb"] for r in results)
+        print(f"{kind:>6} {med:>8.2f} {med / floor:>8.2f} {peak:>28.0f} {results[0]['result_mb']:>12.0f}   "
+              + " ".join(f"{x:.2f}" for x in seconds))
+    print(f"{'floor':>6} {floor:>8.2f} {1.0:>8.2f}   (ffmpeg fps+scale to null)"
+          f"{'':>30}" + " ".join(f"{x:.2f}" for x in floors))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="length of the whole-prompt benchmark video (default 10)")
     parser.add_argument("--prompt-frames", type=int, default=512, help="frame cap of the prompt video (default 512)")
     parser.add_argument("--repeats", type=int, default=5, help="random ranges per clip length (default 5)")
+    parser.add_argument("--prompt-repeats", type=int, default=3,
+                        help="runs of each whole-prompt decode (ours, qwen-vl-utils, floor), interleaved (default 3)")
     parser.add_argument("--lengths", type=float, nargs="+", default=[5.0, 30.0, 120.0],
                         help="clip lengths in seconds (default 5 30 120)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random range positions")
@@ -207,12 +220,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("the ffmpeg CLI is needed for the reference and floor measurements")
     if args.quick:
         args.minutes, args.prompt_minutes, args.repeats, args.lengths = 2.0, 1.0, 2, [5.0, 30.0]
+        args.prompt_repeats = 1
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     print(f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f}")
     if not args.skip_clips:
         bench_clips(ensure_video(args.cache_dir, args.minutes), args.lengths, args.repeats, args.seed)
     if not args.skip_prompt:
-        bench_prompt(ensure_video(args.cache_dir, args.prompt_minutes), args.prompt_frames)
+        bench_prompt(ensure_video(args.cache_dir, args.prompt_minutes), args.prompt_frames, args.prompt_repeats)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -230,9 +230,29 @@ class _Reader:
             container = av.open(self.info.path)
         except Exception as err:
             raise _Unindexable(_first_line(err)) from None
-        if not container.streams.video:
+        try:
+            stream, all_pts, key_pts = self._index_packets(container)
+        except BaseException:
+            container.close()
+            raise
+        frame_pts = sorted(all_pts)
+        self.index_of_pts = {pts: i for i, pts in enumerate(frame_pts)}
+        if len(frame_pts) != self.info.num_frames or len(self.index_of_pts) != len(frame_pts) or not key_pts:
+            container.close()
+            raise _Unindexable(f"{len(frame_pts)} packets for {self.info.num_frames} frames")
+        self.frame_pts = frame_pts
+        self.keyframes = sorted(self.index_of_pts[pts] for pts in key_pts)
+        stream.thread_type = "AUTO"
+        stream.thread_count = DECODE_THREADS or _auto_decode_threads()
+        self.container, self.stream = container, stream
+        self.reformatter = VideoReformatter()
+
+    @staticmethod
+    def _index_packets(container: Any) -> tuple[Any, list[int], list[int]]:
+        """The stream decord would pick (ffmpeg's best video stream), its packets' pts and its keyframes' pts."""
+        stream = container.streams.best("video")
+        if stream is None:
             raise _Unindexable("no video stream")
-        stream = container.streams.video[0]
         all_pts: list[int] = []
         key_pts: list[int] = []
         try:
@@ -246,16 +266,7 @@ class _Reader:
                     key_pts.append(packet.pts)
         except av.FFmpegError as err:
             raise _Unindexable(_first_line(err)) from None
-        frame_pts = sorted(all_pts)
-        self.index_of_pts = {pts: i for i, pts in enumerate(frame_pts)}
-        if len(frame_pts) != self.info.num_frames or len(self.index_of_pts) != len(frame_pts) or not key_pts:
-            raise _Unindexable(f"{len(frame_pts)} packets for {self.info.num_frames} frames")
-        self.frame_pts = frame_pts
-        self.keyframes = sorted(self.index_of_pts[pts] for pts in key_pts)
-        stream.thread_type = "AUTO"
-        stream.thread_count = DECODE_THREADS or _auto_decode_threads()
-        self.container, self.stream = container, stream
-        self.reformatter = VideoReformatter()
+        return stream, all_pts, key_pts
 
     def _decoded_frames(self) -> Any:
         for packet in self.container.demux(self.stream):
