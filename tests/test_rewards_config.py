@@ -45,8 +45,7 @@ def test_verl_loads_the_reward_function_from_pkg_path_with_kwargs():
 
 
 def composed_recipe_config() -> dict:
-    if not (CONFIG_DIR / f"{CONFIG_NAME}.yaml").exists():
-        pytest.skip(f"{CONFIG_DIR / CONFIG_NAME}.yaml is not there yet")
+    assert (CONFIG_DIR / f"{CONFIG_NAME}.yaml").exists()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={CONFIG_DIR}",
@@ -73,8 +72,7 @@ def test_recipe_config_names_the_reward_function_and_kwargs(recipe_config):
 
 def test_recipe_config_enables_training_reward_curves(recipe_config):
     sampler = recipe_config["trainer"]["v1"]["sampler"]["custom_sampler"]
-    if not sampler.get("path"):
-        pytest.skip("trainer.v1.sampler.custom_sampler is not set in the recipe config (no per-step reward curves)")
+    assert sampler.get("path"), "trainer.v1.sampler.custom_sampler must be set (per-step reward curves)"
     mode = recipe_config["trainer"]["v1"]["trainer_mode"]
     assert sampler["path"] == "pkg://reward_fns.training_metrics"
     assert sampler["name"] == ("RewardMetricsReplayBuffer" if mode == "sync" else "RewardMetricsReplayBufferAsync")

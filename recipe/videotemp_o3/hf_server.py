@@ -151,7 +151,7 @@ class HFServerClient:
     ) -> TokenOutput:
         """Generate one continuation of ``prompt_ids`` (see the class docstring)."""
         if audio_data:
-            raise NotImplementedError("HFServerClient serves text, image and video prompts only")
+            raise ValueError("HFServerClient serves text, image and video prompts; audio_data is not supported")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             None, lambda: self._generate_sync(request_id, list(prompt_ids), dict(sampling_params), video_data, image_data)
