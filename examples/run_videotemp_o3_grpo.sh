@@ -48,6 +48,8 @@ CMD=(
   trainer.default_local_dir="$OUTPUT_DIR"
   # absolute, so every Ray worker finds it whatever its working directory
   actor_rollout_ref.rollout.agent.agent_loop_config_path="$CONFIG_DIR/agent_loop.yaml"
+  # Ray workers on every node import recipe/, reward_fns/, tools/ from this checkout
+  +ray_kwargs.ray_init.runtime_env.env_vars.PYTHONPATH="$REPO_DIR"
 )
 SHOWN=("${CMD[@]}")
 
