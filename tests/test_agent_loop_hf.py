@@ -10,22 +10,12 @@ import asyncio
 
 import pytest
 import torch
-from loop_helpers import answer, assert_video_alignment, index_video, rollout, row, sample_ids, tiny_model, tool_call
+from loop_helpers import answer, assert_video_alignment, rollout, row, sample_ids, tool_call
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from recipe.videotemp_o3.hf_server import HFServerClient
 
 MAX_TURN_TOKENS = 96
-
-
-@pytest.fixture(scope="module")
-def model25(tmp_path_factory):
-    return tiny_model(tmp_path_factory.getbasetemp(), "qwen2_5_vl")
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return index_video(tmp_path_factory.getbasetemp() / "index.mp4")
 
 
 def _force_tool_call_first(request_id: str, turn: int):

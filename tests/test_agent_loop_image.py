@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from loop_helpers import answer, assert_video_alignment, index_video, rollout, row, sample_ids, tiny_model, tool_call, video_runs
+from loop_helpers import answer, assert_video_alignment, rollout, row, sample_ids, tool_call, video_runs
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
 from recipe.videotemp_o3 import protocol
 from recipe.videotemp_o3.agent_loop import decode_image
@@ -29,21 +29,6 @@ IMAGE_DECODED = (84, 56)
 IMAGE_GRID = [1, 4, 6]
 IMAGE_PADS = 6
 MAX_TURN_TOKENS = 48
-
-
-@pytest.fixture(scope="module")
-def model25(tmp_path_factory):
-    return tiny_model(tmp_path_factory.getbasetemp(), "qwen2_5_vl")
-
-
-@pytest.fixture(scope="module")
-def processor25(model25):
-    return AutoProcessor.from_pretrained(model25)
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return index_video(tmp_path_factory.getbasetemp() / "index.mp4")
 
 
 @pytest.fixture(scope="module")

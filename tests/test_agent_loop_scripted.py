@@ -14,7 +14,6 @@ from loop_helpers import (
     VIDEO_SECONDS,
     answer,
     assert_video_alignment,
-    index_video,
     rollout,
     row,
     sample_ids,
@@ -27,21 +26,6 @@ from data_prep.synthetic_video import read_frame_index
 from recipe.videotemp_o3 import protocol
 from recipe.videotemp_o3.agent_loop import prompt_video_cache
 from recipe.videotemp_o3.scripted_server import ScriptedServerClient
-
-
-@pytest.fixture(scope="module")
-def model25(tmp_path_factory):
-    return tiny_model(tmp_path_factory.getbasetemp(), "qwen2_5_vl")
-
-
-@pytest.fixture(scope="module")
-def processor25(model25):
-    return AutoProcessor.from_pretrained(model25)
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory):
-    return index_video(tmp_path_factory.getbasetemp() / "index.mp4")
 
 
 def scripted(processor, turns):
