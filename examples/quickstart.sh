@@ -36,6 +36,7 @@ OUT=${OUT:-outputs/quickstart}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PY="$REPO/.venv/bin/python"
+export PATH="$REPO/.venv/bin:$PATH"  # torchrun, ray and python of the project's environment
 export FORCE_QWENVL_VIDEO_READER=decord TOKENIZERS_PARALLELISM=false
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
