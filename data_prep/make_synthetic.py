@@ -4,9 +4,9 @@ Each video shows its frame index as a code (``synthetic_video``) and one or two 
 that appear during known ``[start, end)`` ranges. From those events the script writes, with paths
 relative to ``OUT_DIR`` (use ``--video-root OUT_DIR`` with the prepare scripts)::
 
-    videos/vid_XXX.mp4                      the source videos
-    clips/vid_XXX_cN.mp4                    pre-cut clip files of the tool-call trajectories
-    images/img_XXX.png                      frames for the image samples
+    videos/vid_NNN.mp4                      the source videos
+    clips/vid_NNN_cN.mp4                    pre-cut clip files of the tool-call trajectories
+    images/img_NNN.png                      frames for the image samples
     rl/qa.jsonl  rl/grounding.jsonl         reference RL format
     sft/wo_tool_call/synthetic.jsonl        direct answers (video qa, grounding, one image sample per video)
     sft/wi_tool_call/synthetic.jsonl        one- and two-call trajectories with pre-cut clip files

@@ -53,11 +53,17 @@ def letter_or_default(response: str | None, valid: str, default: str = "A") -> t
     return default, False
 
 
+def _without_answer_phrases(response: str | None, replacement: str = "") -> str:
+    """The response with every Video-MME answer phrase replaced, in the listed order (no second strip)."""
+    s = response or ""
+    for phrase in VIDEOMME_PHRASES:
+        s = s.replace(phrase, replacement)
+    return s
+
+
 def videomme_reference_letter(response: str | None) -> str | None:
     """Video-MME, reference release: strip, delete the answer phrases, then the first char must be A-D."""
-    s = (response or "").strip()
-    for phrase in VIDEOMME_PHRASES:
-        s = s.replace(phrase, "")
+    s = _without_answer_phrases((response or "").strip())
     has_letter = re.search(r"[ABCD]", s)
     if len(s.split()) > 10 and not has_letter:
         return None
@@ -72,18 +78,14 @@ def lenient_letter(response: str | None, valid: str) -> str | None:
     "(C)", "C.", "The best answer is C" all give "C"; lowercase letters are not options; None if none.
     """
     s = _THINK_BLOCK_RE.sub(" ", response or "")
-    s = _ANSWER_TAG_RE.sub(" ", s)
-    for phrase in VIDEOMME_PHRASES:
-        s = s.replace(phrase, " ")
+    s = _without_answer_phrases(_ANSWER_TAG_RE.sub(" ", s), " ")
     match = re.search(rf"(?<![A-Za-z])([{valid}])(?![A-Za-z])", s)
     return match.group(1) if match else None
 
 
 def videomme_lmms_letter(response: str | None) -> str | None:
     """Video-MME, lmms-eval / official script: phrase removal, then the first A-D anywhere (None for a long letterless text)."""
-    s = (response or "").strip()
-    for phrase in VIDEOMME_PHRASES:
-        s = s.replace(phrase, "")
+    s = _without_answer_phrases((response or "").strip())
     if len(s.split()) > 10 and not re.search(r"[ABCD]", s):
         return None
     match = re.search(r"[ABCD]", s)

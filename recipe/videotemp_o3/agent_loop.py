@@ -388,17 +388,14 @@ class VideoTempAgentLoop(AgentLoopBase):
             traj.holds_prompt_video = True
             video = sampled.as_verl_video()
             traj.metrics["prompt_frames"] = len(sampled.times)
-            if math.isnan(traj.duration):
-                traj.duration = float(sampled.metadata.get("duration") or _probe_duration(traj.video_path))
         else:
             # Only the video block: the images are decoded above, once.
             mm = await self.process_multi_modal_info([{"role": "user", "content": [_video_block(traj.messages)]}])
             video, shared = mm["videos"][0], False
             traj.metrics["prompt_frames"] = int(video[0].shape[0])
-            if math.isnan(traj.duration):
-                traj.duration = await asyncio.get_running_loop().run_in_executor(
-                    _EXECUTOR, _probe_duration, traj.video_path
-                )
+        if math.isnan(traj.duration):  # the whole video's metadata gives it (as probe(): frames / fps)
+            meta = video[1]
+            traj.duration = float(meta["total_num_frames"]) / float(meta["fps"])
         traj.metrics["prompt_decode_s"] = time.perf_counter() - t0
         traj.metrics["prompt_decode_shared"] = shared
         traj.videos.append(video)
@@ -692,9 +689,3 @@ def _cache_counts(cache: Any) -> tuple[int, int]:
         return 0, 0
     get = stats.get if isinstance(stats, dict) else (lambda k, d=0: getattr(stats, k, d))
     return int(get("hits", 0) or 0), int(get("misses", 0) or 0)
-
-
-def _probe_duration(path: str) -> float:
-    from tools.video_io import probe
-
-    return float(probe(path).duration)
