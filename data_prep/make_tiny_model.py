@@ -253,11 +253,13 @@ def _build_config(family: Family, tokenizer):
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     text = dict(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        # head_dim 64 (hidden 128 / 2 heads): vLLM's CPU attention supports head_dim in {32, 64, 80, ...}
+        hidden_size=128,
+        intermediate_size=256,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
         max_position_embeddings=32768,
         bos_token_id=pad_id,
         eos_token_id=eos_id,
@@ -266,13 +268,13 @@ def _build_config(family: Family, tokenizer):
     if family == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig
 
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 3, 3]}
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [8, 12, 12]}
         vision = dict(
             depth=2,
             hidden_size=32,
             intermediate_size=64,
             num_heads=2,
-            out_hidden_size=64,
+            out_hidden_size=128,
             patch_size=14,
             spatial_merge_size=2,
             temporal_patch_size=2,
@@ -283,11 +285,10 @@ def _build_config(family: Family, tokenizer):
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
     from transformers import Qwen3VLConfig
 
-    text["head_dim"] = 16
     text["rope_parameters"] = {
         "rope_type": "default",
         "rope_theta": 5000000.0,
-        "mrope_section": [2, 3, 3],
+        "mrope_section": [8, 12, 12],
         "mrope_interleaved": True,
     }
     vision = dict(
@@ -295,7 +296,7 @@ def _build_config(family: Family, tokenizer):
         hidden_size=32,
         intermediate_size=64,
         num_heads=2,
-        out_hidden_size=64,
+        out_hidden_size=128,
         patch_size=16,
         spatial_merge_size=2,
         temporal_patch_size=2,

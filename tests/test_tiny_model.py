@@ -134,9 +134,11 @@ def test_config_token_ids_match_tokenizer(model_dir, family):
     for field, value in mtm.vision_token_ids(tok).items():
         assert getattr(cfg, field) == value, field
     assert cfg.text_config.vocab_size == len(tok)
-    assert cfg.text_config.hidden_size == 64 and cfg.text_config.num_hidden_layers == 2
-    assert cfg.text_config.num_attention_heads == 4 and cfg.text_config.num_key_value_heads == 2
-    assert cfg.text_config.rope_parameters["mrope_section"] == [2, 3, 3]
+    assert cfg.text_config.hidden_size == 128 and cfg.text_config.num_hidden_layers == 2
+    # vLLM CPU attention needs a supported head_dim (64 here)
+    assert cfg.text_config.head_dim == 64 and cfg.text_config.hidden_size // cfg.text_config.num_attention_heads == 64
+    assert cfg.text_config.num_attention_heads == 2 and cfg.text_config.num_key_value_heads == 1
+    assert cfg.text_config.rope_parameters["mrope_section"] == [8, 12, 12]
     assert cfg.vision_config.depth == 2 and cfg.vision_config.out_hidden_size == 64
     assert cfg.vision_config.patch_size == (14 if family == "qwen2_5_vl" else 16)
     if family == "qwen2_5_vl":
