@@ -139,7 +139,7 @@ def test_config_token_ids_match_tokenizer(model_dir, family):
     assert cfg.text_config.head_dim == 64 and cfg.text_config.hidden_size // cfg.text_config.num_attention_heads == 64
     assert cfg.text_config.num_attention_heads == 2 and cfg.text_config.num_key_value_heads == 1
     assert cfg.text_config.rope_parameters["mrope_section"] == [8, 12, 12]
-    assert cfg.vision_config.depth == 2 and cfg.vision_config.out_hidden_size == 64
+    assert cfg.vision_config.depth == 2 and cfg.vision_config.out_hidden_size == 128
     assert cfg.vision_config.patch_size == (14 if family == "qwen2_5_vl" else 16)
     if family == "qwen2_5_vl":
         assert cfg.vision_config.tokens_per_second == 2
