@@ -7,7 +7,8 @@ engine process, torchrun ranks)::
     VERL_PLATFORM=cpu                                            # verl's platform manager picks it
     VERL_ENGINE_DEVICE=cuda                                      # verl's engine registry: the FSDP engine
 
-(:func:`env_vars` returns exactly these; ``recipe/videotemp_o3/cpu.py`` and the quick start set them.)
+(:func:`env_vars` returns exactly these; ``eval "$(python -m recipe.videotemp_o3.cpu_platform)"`` exports
+them in a shell; the CPU config passes them to every Ray worker.)
 Importing the module does nothing on a GPU run: every change below is made only when ``VERL_PLATFORM`` is
 ``cpu``. What it does there, and why:
 
@@ -16,6 +17,7 @@ Importing the module does nothing on a GPU run: every change below is made only 
   vLLM weight sync then takes its shared-memory path), and a device module whose memory queries answer 0;
 * makes verl's process-group helpers use plain ``gloo``: they build ``"cpu:gloo,{device}:{backend}"``, which
   with device ``cpu`` names the CPU twice (``Duplicate device type cpu``);
+* FSDP2 offload (verl's ref model) without pinned host memory, which needs a CUDA driver;
 * in the vLLM engine process, keeps each linear layer's weight after vLLM's CPU GEMM packs it
   (``remove_weight=False``): vLLM CPU otherwise replaces every linear weight by an empty tensor, the first
   weight sync from the trainer then fails inside the engine and the trainer waits forever. verl re-runs
@@ -37,7 +39,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-MODULE = __name__
+MODULE = "recipe.videotemp_o3.cpu_platform"
 PLATFORM_NAME = "cpu"
 
 
@@ -255,6 +257,27 @@ def _install_gloo_process_groups() -> None:
     distributed.initialize_global_process_group = initialize_global_process_group
 
 
+def _install_unpinned_offload() -> None:
+    """FSDP2 offload without pinned memory: verl offloads the ref model with ``CPUOffloadPolicy(pin_memory=True)``,
+    and pinning host memory needs a CUDA driver (``Found no NVIDIA driver``)."""
+    import verl.utils.fsdp_utils as fsdp_utils
+
+    policy = fsdp_utils.CPUOffloadPolicy
+    if policy is None or getattr(policy, "_videotemp_cpu", False):
+        return
+
+    class UnpinnedCPUOffloadPolicy(policy):
+        _videotemp_cpu = True
+
+        def __init__(self, pin_memory: bool = False):
+            super().__init__(pin_memory=False)
+
+    for name in ("verl.utils.fsdp_utils", "verl.workers.engine.fsdp.transformer_impl"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "CPUOffloadPolicy", None) is policy:
+            module.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
+
+
 def keep_vllm_linear_weights() -> bool:
     """In a process that runs vLLM on the CPU: pack linear GEMMs without dropping ``layer.weight``.
 
@@ -283,8 +306,15 @@ def install() -> None:
         return
     _register_platform()
     _install_gloo_process_groups()
+    _install_unpinned_offload()
     if keep_vllm_linear_weights():
         logger.info("vLLM CPU: linear weights kept after GEMM packing (weight sync reloads them)")
 
 
-install()
+if __name__ == "__main__":
+    import shlex
+
+    for key, value in env_vars().items():
+        print(f"export {key}={shlex.quote(value)}")
+else:
+    install()
