@@ -235,7 +235,7 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
     Returns (repo id used, files, verified)."""
     try:
         from huggingface_hub import HfApi, snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
     except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
         raise DownloadError("huggingface_hub is not installed: pip install huggingface_hub") from exc
     last: Exception | None = None
@@ -244,6 +244,9 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
             snapshot_download(repo_id=candidate, repo_type="dataset", local_dir=target, allow_patterns=list(source.patterns))
             info = HfApi().dataset_info(candidate, files_metadata=True)
             break
+        except GatedRepoError as exc:  # a subclass of RepositoryNotFoundError: say what to do instead
+            raise DownloadError(f"{candidate}: the dataset is gated: accept its terms on the hub page, then set HF_TOKEN "
+                                f"(or run `hf auth login`) and run again ({exc.__class__.__name__})") from exc
         except RepositoryNotFoundError as exc:
             last = exc
             continue
