@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
     LETTERS,
     MediaInfo,
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.inputs = resolve_inputs(args.inputs)  # the release's hub and README file names both work
     if args.min_pixels > args.max_pixels:
         print(f"error: --min-pixels {args.min_pixels} > --max-pixels {args.max_pixels}", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
     MediaInfo,
     ProbeCache,
@@ -336,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.inputs = resolve_inputs(args.inputs)  # the release's hub and README file names both work
     if args.min_pixels > args.max_pixels or args.image_min_pixels > args.image_max_pixels:
         print("error: a --*min-pixels value is larger than its --*max-pixels", file=sys.stderr)
         return 2

@@ -3,8 +3,9 @@
 #
 # Reference hyper-parameters for one node of 8 GPUs: 3 epochs, lr 1e-5, effective batch 256.
 # Input: parquet from data_prep/prepare_sft.py, e.g.
-#   python data_prep/prepare_sft.py sft/data/wo_tool_call/*.jsonl sft/data/wi_tool_call/*.jsonl \
-#       --video-root sft/data --output-dir data/sft --val-fraction 0.01
+#   python data_prep/download.py videotemp_o3 --root data
+#   python data_prep/prepare_sft.py data/videotemp_o3/sft/*.jsonl data/videotemp_o3/sft_tool_call/*.jsonl \
+#       --video-root data/videotemp_o3 --output-dir data/sft --val-fraction 0.01
 #
 # Environment (all optional):
 #   TRAIN_FILES   train parquet                       (default data/sft/train.parquet)
