@@ -4,7 +4,8 @@ All three share one interface, :class:`Engine`: ``await engine.run_batch(samples
 trajectory dict per sample (``LocalRollout.trajectories`` keys), in sample order.
 
 * ``verl``: verl's standalone rollout: vLLM replicas on Ray (data parallel over every GPU of every
-  node), ``AgentLoopManager`` workers running our loop. GPU only.
+  node), ``AgentLoopManager`` workers running our loop. On a CPU machine with verl's CPU platform selected
+  (``recipe/videotemp_o3/cpu_platform.py``) it runs one vLLM CPU replica.
 * ``transformers``: the loop through verl's ``AgentLoopWorker`` in-process, a ``transformers`` model
   as the server (CPU or one GPU).
 * ``scripted``: the same in-process loop with scripted turn texts (known answers; tests, dry runs).
@@ -221,6 +222,23 @@ class ScriptedEngine(LocalEngine):
         return out
 
 
+# the caller's settings that every Ray worker needs too
+_WORKER_ENV = (
+    "FORCE_QWENVL_VIDEO_READER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONPATH",
+    "VERL_USE_EXTERNAL_MODULES", "VERL_PLATFORM", "VERL_ENGINE_DEVICE", "VLLM_CPU_KVCACHE_SPACE",
+)
+
+
+def _require_gpu() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit(
+            "error: the verl engine found no GPU. On a CPU machine, select verl's CPU platform first:\n"
+            '  eval "$(python -m recipe.videotemp_o3.cpu_platform)"   (then vLLM runs on the CPU)'
+        )
+
+
 class VerlEngine(Engine):
     """verl's standalone rollout: ``LLMServerManager`` (vLLM replicas on Ray, no trainer) + ``AgentLoopManager``.
 
@@ -232,11 +250,17 @@ class VerlEngine(Engine):
     default_batch_size = 256
 
     def __init__(self, settings: EvalSettings, out_dir: Path):
+        from recipe.videotemp_o3 import cpu_platform
         from recipe.videotemp_o3.local_rollout import compose_config
 
         self.settings = settings
+        self.on_cpu = cpu_platform.active()
+        if self.on_cpu:  # vLLM CPU: one replica, one logical GPU (recipe/videotemp_o3/config/platform/cpu_grpo.yaml)
+            settings.n_gpus_per_node, settings.nnodes, settings.tensor_parallel = 1, 1, 1
+        else:
+            _require_gpu()
         self._yaml = agent_loop_yaml(settings, out_dir)
-        overrides = config_overrides(settings, self._yaml) + [
+        overrides = (["+platform=cpu_grpo"] if self.on_cpu else []) + config_overrides(settings, self._yaml) + [
             f"trainer.n_gpus_per_node={settings.n_gpus_per_node}",
             f"trainer.nnodes={settings.nnodes}",
             f"actor_rollout_ref.rollout.nnodes={settings.nnodes}",
@@ -259,9 +283,14 @@ class VerlEngine(Engine):
         from verl.workers.rollout.llm_server import LLMServerManager
 
         if not ray.is_initialized():
-            env = {k: v for k, v in os.environ.items() if k in ("FORCE_QWENVL_VIDEO_READER", "HF_HUB_OFFLINE", "PYTHONPATH")}
+            from omegaconf import OmegaConf
+
+            init = OmegaConf.to_container(self.config.ray_kwargs.ray_init, resolve=True)
+            init = {k: v for k, v in init.items() if v is not None}
+            env = dict((init.pop("runtime_env", None) or {}).get("env_vars") or {})
+            env.update({k: v for k, v in os.environ.items() if k in _WORKER_ENV})
             env.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
-            ray.init(runtime_env={"env_vars": env}, address=os.environ.get("RAY_ADDRESS"))
+            ray.init(runtime_env={"env_vars": env}, address=os.environ.get("RAY_ADDRESS"), **init)
         self.servers = await LLMServerManager.create(config=self.config, worker_group=None)
         self.manager = await AgentLoopManager.create(
             config=self.config, llm_client=self.servers.get_client(), reward_loop_worker_handles=None
