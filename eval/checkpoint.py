@@ -1,7 +1,10 @@
 """Turn whatever the user points eval at into a Hugging Face model directory.
 
 Accepted:
-- a Hugging Face model directory (``config.json`` + weights) or a hub id (``Qwen/Qwen2.5-VL-7B-Instruct``);
+- a Hugging Face model directory (``config.json`` + weights) or a hub id (``Kwai-Keye/VideoTemp-o3``). A hub id
+  is looked up (:func:`resolve_hub_model`) in a local mirror (``--model_mirror`` / ``VIDEOTEMP_MODEL_MIRROR``:
+  ``<mirror>/<org>/<name>``), then in the Hugging Face cache (``models--<org>--<name>/snapshots/<commit>``),
+  else downloaded (unless ``HF_HUB_OFFLINE=1``); the commit is recorded as the run's ``model_revision``;
 - a verl training checkpoint: the trainer's ``default_local_dir`` (``latest_checkpointed_iteration.txt`` +
   ``global_step_N/``), one ``global_step_N/`` directory, or its ``actor/`` directory
   (``model_world_size_W_rank_R.pt`` shards + ``fsdp_config.json`` + ``huggingface/``).
@@ -94,6 +97,87 @@ def merge_fsdp_checkpoint(actor_dir: Path, target_dir: Path) -> Path:
         shutil.rmtree(target_dir)
     tmp.replace(target_dir)
     return target_dir
+
+
+_HUB_ID_RE = re.compile(r"[\w.-]+/[\w.-]+")
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+
+
+def is_hub_id(model: str | os.PathLike) -> bool:
+    """``ORG/NAME`` that is not an existing path."""
+    return not Path(model).expanduser().exists() and bool(_HUB_ID_RE.fullmatch(str(model)))
+
+
+def _git_commit(path: Path) -> str | None:
+    """The commit a git clone of a hub repo is at (``.git/HEAD``), without running git."""
+    head = path / ".git" / "HEAD"
+    if not head.is_file():
+        return None
+    ref = head.read_text().strip()
+    if _COMMIT_RE.fullmatch(ref):
+        return ref
+    if ref.startswith("ref: "):
+        target = path / ".git" / ref[5:]
+        if target.is_file():
+            return target.read_text().strip()
+        packed = path / ".git" / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref[5:]):
+                    return line.split()[0]
+    return None
+
+
+def _hub_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+
+
+def _from_hub_cache(repo_id: str, revision: str | None, cache: Path) -> tuple[Path, str] | None:
+    repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
+    wanted = revision or "main"
+    commit = wanted if _COMMIT_RE.fullmatch(wanted) else None
+    ref = repo_dir / "refs" / wanted
+    if commit is None and ref.is_file():
+        commit = ref.read_text().strip()
+    if commit and is_hf_model_dir(repo_dir / "snapshots" / commit):
+        return repo_dir / "snapshots" / commit, commit
+    return None
+
+
+def resolve_hub_model(repo_id: str, revision: str | None = None, mirror: str | os.PathLike | None = None) -> tuple[str, str | None]:
+    """(local model directory, commit or None) of hub model ``repo_id``: local mirror, hub cache, else a download.
+
+    A mirror holds ``<mirror>/<org>/<name>`` (or ``<org>--<name>``), a model directory; its commit is read from
+    a ``.git`` clone or a ``revision.txt`` file if there is one (else None: unknown). With ``HF_HUB_OFFLINE=1``
+    nothing is downloaded and a model found nowhere is a :class:`CheckpointError`.
+    """
+    mirror = mirror or os.environ.get("VIDEOTEMP_MODEL_MIRROR")
+    if mirror:
+        for candidate in (Path(mirror) / repo_id, Path(mirror) / repo_id.replace("/", "--")):
+            if is_hf_model_dir(candidate):
+                rev_file = candidate / "revision.txt"
+                commit = _git_commit(candidate) or (rev_file.read_text().strip() if rev_file.is_file() else None)
+                if revision and commit and revision != commit:
+                    raise CheckpointError(f"{candidate}: the mirror holds revision {commit}, not the requested {revision}")
+                return str(candidate), commit
+        found = _from_hub_cache(repo_id, revision, Path(mirror))  # a mirror laid out as a hub cache
+        if found:
+            return str(found[0]), found[1]
+    found = _from_hub_cache(repo_id, revision, _hub_cache_dir())
+    if found:
+        return str(found[0]), found[1]
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        where = f"the mirror {mirror} nor " if mirror else ""
+        raise CheckpointError(f"{repo_id}: not in {where}the Hugging Face cache {_hub_cache_dir()}, and HF_HUB_OFFLINE is set")
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = Path(snapshot_download(repo_id=repo_id, revision=revision))
+    except Exception as exc:  # network, auth, unknown repo: one clear line
+        raise CheckpointError(f"{repo_id}: download from the Hugging Face hub failed ({exc.__class__.__name__}: {exc})") from None
+    return str(path), path.name if _COMMIT_RE.fullmatch(path.name) else revision
 
 
 def resolve_model(model: str | os.PathLike, cache_dir: Path | None = None) -> str:

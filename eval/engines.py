@@ -22,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from eval.benchmarks.base import EvalSample
+from eval.tasks.base import EvalSample, image_prompt_content
 from recipe.videotemp_o3 import protocol
 
 ENGINES = ("verl", "transformers", "scripted")
@@ -40,7 +40,7 @@ class EvalSettings:
     engine: str = "verl"
     max_frames: int = protocol.EVAL_MAX_FRAMES
     max_pixels: int = protocol.EVAL_PIXELS
-    min_pixels: int = 128 * 28 * 28  # qwen-vl-utils' default video minimum
+    min_pixels: int = protocol.EVAL_PIXELS  # min = max, as the reference's eval
     fps: float = protocol.VIDEO_FPS
     temperature: float = 0.1
     top_p: float = 1.0
@@ -57,7 +57,8 @@ class EvalSettings:
     nnodes: int = 1
     gpu_memory_utilization: float = 0.8
     script: str | None = None  # scripted engine: JSON file of turn texts
-    seed: int = 0
+    seed: int = 0  # each request's seed comes from (seed, sample id, turn): eval/seeding.py
+    model_revision: str | None = None  # the hub commit of a hub model (resolved at start)
     prompt_version: str = ""
     git_commit: str = ""
 
@@ -84,10 +85,10 @@ def sample_row(sample: EvalSample, index: int, settings: EvalSettings) -> dict[s
         data_source=sample.benchmark, ground_truth=sample.answer if sample.answer is not None else sample.span,
         extra_info={"sample_id": sample.id, "data_type": sample.kind},
     )
-    if sample.image and settings.with_image:  # Video-MMMU Adaptation: the image is shown after the video
+    if sample.image and settings.with_image:  # Video-MMMU Adaptation: [video, text before <image 1>, image, text after]
         # No min/max_pixels: qwen-vl-utils' image defaults (4 to 16,384 merged patches), the processor's own range.
         content = row["raw_prompt"][1]["content"]
-        content.insert(1, {"type": "image", "image": str(Path(sample.image).resolve())})
+        content[1:] = image_prompt_content(content[1]["text"], str(Path(sample.image).resolve()))
     return row
 
 
@@ -95,13 +96,14 @@ def agent_loop_yaml(settings: EvalSettings, out_dir: Path) -> Path:
     """An agent-loop list (verl ``agent_loop_config_path``) with this run's per-turn budget and turn limit."""
     entry = {
         "name": "videotemp_agent",
-        "_target_": "recipe.videotemp_o3.agent_loop.VideoTempAgentLoop",
+        "_target_": "eval.seeding.EvalAgentLoop",  # the training loop + per-sample seeds
+        "eval_seed": settings.seed,
         "max_tokens_per_turn": settings.max_new_tokens,
         "max_assistant_turns": settings.max_turns,
         "clip_caption": settings.clip_caption,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f".agent_loop.{os.getpid()}.yaml"
+    path = out_dir / f"agent_loop.yaml.partial-{os.getpid()}"  # removed at close, or at the next start after a kill
     path.write_text(json.dumps([entry]), encoding="utf-8")  # JSON is YAML
     return path
 

@@ -1,28 +1,42 @@
-"""Prediction files of an eval run: crash-safe appends, resume, and the settings file beside them.
+"""Prediction files of an eval run: crash-safe appends, resume, a lock, the settings file, shard merging.
 
 ``<out>/<benchmark>.jsonl`` holds one complete JSON line per finished sample (written with flush +
 fsync, so ``kill -9`` loses at most the samples in flight); ``<out>/<benchmark>.settings.json`` holds
-the run's settings. On resume a partial last line (a write cut short) is truncated away and the ids
-already present are skipped.
+the run's settings. While a run writes a prediction file it holds an exclusive lock on it: a second run
+on the same file stops with a clear error instead of interleaving lines. On resume a partial last line (a
+write cut short) is truncated away, the ids already present are skipped, and a file that repeats an id is
+refused. Files are created group/world-readable (0644 under the usual umask); temporary files are visible
+``<name>.partial-<pid>`` files, renamed into place, and any left by a killed process are removed at the next start.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
-import tempfile
+import re
 from pathlib import Path
 from typing import Any
 
 # Settings that change the predictions: a resume with any of them different is refused (unless forced).
 RESUME_KEYS = (
-    "benchmark", "model", "engine", "max_frames", "max_pixels", "min_pixels", "fps", "temperature", "top_p",
-    "max_new_tokens", "max_turns", "prompt_version", "clip_caption", "with_image",
+    "benchmark", "model", "model_revision", "engine", "max_frames", "max_pixels", "min_pixels", "fps", "temperature", "top_p",
+    "max_new_tokens", "max_turns", "prompt_version", "clip_caption", "with_image", "seed",
 )
+_PARTIAL_RE = re.compile(r"\.partial-(\d+)(\.[A-Za-z]+)?$")
 
 
 class SettingsMismatch(RuntimeError):
     """The prediction file was written with other settings (the message lists them)."""
+
+
+class PredictionFileLocked(RuntimeError):
+    """Another process is writing this prediction file."""
+
+
+class CorruptPredictions(ValueError):
+    """A prediction file cannot be resumed (a bad line in the middle, a repeated id); the message names file and line."""
 
 
 def predictions_path(out_dir: str | Path, benchmark: str, shard: tuple[int, int] | None = None) -> Path:
@@ -37,41 +51,90 @@ def settings_path(predictions: str | Path) -> Path:
     return p.with_name(p.name[: -len(".jsonl")] + ".settings.json" if p.name.endswith(".jsonl") else p.name + ".settings.json")
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file in the same directory and rename it into place."""
+def partial_path(path: Path) -> Path:
+    """The temporary name of ``path`` while this process writes it (removed at the next start if left by a kill)."""
+    return path.with_name(f"{path.name}.partial-{os.getpid()}")
+
+
+def _readable_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` (mode 0666 & ~umask) and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = partial_path(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _readable_mode())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
 
 
-def repair_and_read(path: Path, truncate: bool = True) -> list[dict]:
-    """Records of a prediction file; a last line without its newline or not valid JSON is dropped (and truncated away if ``truncate``)."""
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def remove_stale_partials(directory: str | Path) -> list[Path]:
+    """Remove ``*.partial-<pid>`` files of ``directory`` whose process is gone (left by a kill); returns them."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        match = _PARTIAL_RE.search(path.name)
+        if match and path.is_file() and not _pid_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def repair_and_read(path: Path, truncate: bool = True, lines: list[int] | None = None) -> list[dict]:
+    """Records of a prediction file; a last line without its newline or not valid JSON is dropped (and truncated away if ``truncate``).
+
+    ``lines``, if given, receives the line number of each record.
+    """
     if not path.exists():
         return []
     data = path.read_bytes()
     records: list[dict] = []
     good_end = 0
     pos = 0
+    lineno = 0
     while pos < len(data):
         nl = data.find(b"\n", pos)
         if nl < 0:
             break  # partial last line
+        lineno += 1
         line = data[pos:nl]
         if line.strip():
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 if data[nl + 1 :].strip():
-                    raise ValueError(f"{path}: line {len(records) + 1} is not valid JSON and is not the last line") from None
+                    raise CorruptPredictions(f"{path}:{lineno}: not valid JSON and not the last line") from None
                 break
+            if not isinstance(record, dict):
+                raise CorruptPredictions(f"{path}:{lineno}: expected a JSON object")
+            records.append(record)
+            if lines is not None:
+                lines.append(lineno)
         pos = nl + 1
         good_end = pos
     if truncate and good_end < len(data):
@@ -82,13 +145,43 @@ def repair_and_read(path: Path, truncate: bool = True) -> list[dict]:
     return records
 
 
+def done_ids(path: Path, records: list[dict], lines: list[int] | None = None) -> set[str]:
+    """Ids of ``records`` (read from ``path``, at ``lines``); a repeated id is refused, naming both lines."""
+    seen: dict[str, int] = {}
+    for i, r in enumerate(records):
+        line = lines[i] if lines else i + 1
+        if "id" not in r:
+            raise CorruptPredictions(f"{path}:{line}: record without an 'id'")
+        sid = str(r["id"])
+        if sid in seen:
+            raise CorruptPredictions(
+                f"{path}:{line}: sample id {sid!r} already written at line {seen[sid]} (two runs wrote this file?); "
+                "remove the repeated lines or use another --output_dir"
+            )
+        seen[sid] = line
+    return set(seen)
+
+
+def read_settings(path: Path) -> dict[str, Any] | None:
+    """The settings file beside prediction file ``path`` (None if there is none); one-line error if malformed."""
+    file = settings_path(path)
+    if not file.exists():
+        return None
+    try:
+        obj = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CorruptPredictions(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise CorruptPredictions(f"{file}: expected a JSON object")
+    return obj
+
+
 def check_settings(path: Path, settings: dict[str, Any], force: bool) -> None:
     """Refuse to resume ``path`` if its settings file differs in a :data:`RESUME_KEYS` value (unless ``force``)."""
-    old_file = settings_path(path)
-    if not old_file.exists() or force:
+    old = read_settings(path)
+    if old is None or force:
         return
-    old = json.loads(old_file.read_text(encoding="utf-8"))
-    diffs = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in RESUME_KEYS if old.get(k) != settings.get(k)]
+    diffs = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in RESUME_KEYS if k in old and old.get(k) != settings.get(k)]
     if diffs:
         raise SettingsMismatch(
             f"{path} was written with other settings ({'; '.join(diffs)}); use another --output_dir, or --force to append anyway"
@@ -96,12 +189,17 @@ def check_settings(path: Path, settings: dict[str, Any], force: bool) -> None:
 
 
 class PredictionWriter:
-    """Append-only JSONL writer: each record is one line, flushed and fsynced before ``append`` returns."""
+    """Append-only JSONL writer holding an exclusive lock on the file; each record is flushed and fsynced."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._fh = open(path, "a", encoding="utf-8")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            raise PredictionFileLocked(f"{path} is being written by another eval run; wait for it or use another --output_dir") from None
 
     def append(self, record: dict) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -109,10 +207,70 @@ class PredictionWriter:
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
-        self._fh.close()
+        if not self._fh.closed:
+            self._fh.close()  # closing releases the lock
 
     def __enter__(self) -> "PredictionWriter":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# Settings that differ between the shards of one run and are not compared when merging.
+_SHARD_KEYS = ("shard", "n_selected", "data_dir", "git_commit", "batch_size", "merged_from")
+
+
+def shard_files(out_dir: str | Path, benchmark: str) -> list[Path]:
+    """Prediction files of the shards of ``benchmark`` in ``out_dir``."""
+    return sorted(Path(out_dir).glob(f"{benchmark}.shard-*-of-*.jsonl"))
+
+
+def merge_shards(out_dir: str | Path, benchmark: str) -> Path:
+    """Merge every shard of ``benchmark`` into ``<out>/<benchmark>.jsonl`` (+ settings); returns its path.
+
+    Refused (:class:`CorruptPredictions`) unless all ``n`` shards are there, complete (as many ids as the
+    shard selected) and share their settings (all but shard-specific keys), with no id in two shards.
+    """
+    files = shard_files(out_dir, benchmark)
+    if not files:
+        raise CorruptPredictions(f"no shard files {benchmark}.shard-*-of-*.jsonl in {out_dir}")
+    counts = {int(re.search(r"-of-(\d+)\.jsonl$", f.name).group(1)) for f in files}
+    if len(counts) != 1:
+        raise CorruptPredictions(f"{out_dir}: shards of different splits ({sorted(counts)}) for {benchmark}")
+    n = counts.pop()
+    expected = [predictions_path(out_dir, benchmark, (i, n)) for i in range(n)]
+    missing = [p.name for p in expected if not p.exists()]
+    if missing:
+        raise CorruptPredictions(f"cannot merge {benchmark}: shard file(s) {', '.join(missing)} not written yet")
+    base_settings: dict[str, Any] | None = None
+    merged: list[dict] = []
+    owner: dict[str, str] = {}
+    for path in expected:
+        settings = read_settings(path)
+        if settings is None:
+            raise CorruptPredictions(f"{path}: no settings file beside it")
+        shared = {k: v for k, v in settings.items() if k not in _SHARD_KEYS}
+        if base_settings is None:
+            base_settings = shared
+        elif shared != base_settings:
+            diffs = sorted(k for k in set(shared) | set(base_settings) if shared.get(k) != base_settings.get(k))
+            raise CorruptPredictions(f"cannot merge {benchmark}: {path.name} differs from {expected[0].name} in {', '.join(diffs)}")
+        lines: list[int] = []
+        records = repair_and_read(path, truncate=False, lines=lines)
+        ids = done_ids(path, records, lines)
+        if settings.get("n_selected") is not None and len(ids) < int(settings["n_selected"]):
+            raise CorruptPredictions(f"cannot merge {benchmark}: {path.name} has {len(ids)} of its {settings['n_selected']} samples (resume it first)")
+        for r in records:
+            sid = str(r["id"])
+            if sid in owner:
+                raise CorruptPredictions(f"cannot merge {benchmark}: sample {sid!r} is in {owner[sid]} and {path.name}")
+            owner[sid] = path.name
+            merged.append(r)
+    target = predictions_path(out_dir, benchmark)
+    old = read_settings(target)
+    if target.exists() and (old is None or "merged_from" not in old):
+        raise CorruptPredictions(f"{target} exists and is not a merge of shards; move it away to merge the shards")
+    write_text_atomic(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in merged))
+    write_json_atomic(settings_path(target), {**(base_settings or {}), "merged_from": [p.name for p in expected], "n_selected": len(merged)})
+    return target

@@ -1,10 +1,15 @@
-"""Run one benchmark through the VideoTemp-o3 agent loop and append predictions (resumable).
+"""Run benchmarks through the VideoTemp-o3 agent loop and append predictions (resumable), all on one engine start.
 
-    python eval/run.py videomme --data_dir data/videomme --model Qwen/Qwen2.5-VL-7B-Instruct --output_dir runs/eval
+    python eval/run.py videomme mlvu --data_root data --model Kwai-Keye/VideoTemp-o3 --output_dir runs/eval
 
 Writes ``<output_dir>/<benchmark>.jsonl`` (one complete line per finished sample) and
-``<output_dir>/<benchmark>.settings.json``. Re-running skips the ids already written; a settings
-change is refused unless ``--force``. Score with ``python eval/score.py <benchmark> --input_file ...``.
+``<output_dir>/<benchmark>.settings.json`` per benchmark. Re-running skips the ids already written; a
+settings change is refused unless ``--force``. A benchmark whose data is missing or malformed is reported
+and skipped while the others run; a sample whose video cannot be read is written as a failed sample (with
+its reason) and scored as unanswered. Exit status: 0 when every benchmark ran, 3 when some failed (the
+last line names them), 2 on a usage error. Score with ``python eval/score.py <benchmark> --input_file ...``.
+Defaults are the reference's eval settings (256 frames of 200,704 pixels at 2 fps, temperature 0.1, 4096
+new tokens per turn, 3 turns).
 """
 
 from __future__ import annotations
@@ -20,12 +25,25 @@ from typing import Any, Sequence
 if __package__ in (None, ""):  # `python eval/run.py` from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.benchmarks import BENCHMARKS, EvalSample, benchmark_dir, load_benchmark  # noqa: E402
 from eval.engines import ENGINES, EvalSettings, make_engine, prompt_version  # noqa: E402
-from eval.predictions import PredictionWriter, check_settings, predictions_path, repair_and_read, settings_path, write_json_atomic  # noqa: E402
+from eval.predictions import (  # noqa: E402
+    CorruptPredictions,
+    PredictionFileLocked,
+    PredictionWriter,
+    SettingsMismatch,
+    check_settings,
+    done_ids,
+    predictions_path,
+    remove_stale_partials,
+    repair_and_read,
+    settings_path,
+    write_json_atomic,
+)
 from eval.scoring.extract import reference_response  # noqa: E402
+from eval.tasks import BenchmarkError, EvalSample, all_tasks, benchmark_dir, get_task, load_benchmark, task_names  # noqa: E402
 
 DEFAULTS = EvalSettings()
+EXIT_SOME_FAILED = 3
 
 
 def git_commit() -> str:
@@ -80,10 +98,15 @@ def make_record(sample: EvalSample, traj: dict[str, Any]) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="benchmark to run")
-    p.add_argument("--data_dir", help="the benchmark's directory (its public layout); default: <data_root>/<benchmark dir>")
+    p.add_argument("benchmarks", nargs="+", metavar="benchmark",
+                   help=f"benchmark(s) to run, on one engine start: {', '.join(task_names(with_aliases=True))}, or 'all'")
+    p.add_argument("--data_dir", help="the benchmark's directory (its public layout; one benchmark only); default: <data_root>/<benchmark dir>")
     p.add_argument("--data_root", default="data", help="root holding every benchmark's directory (default: data)")
-    p.add_argument("--model", required=True, help="HF model directory, hub id, or a verl training checkpoint (merged once into a cached HF directory)")
+    p.add_argument("--model", required=True, help="HF model directory, hub id (e.g. Kwai-Keye/VideoTemp-o3), or a verl training "
+                   "checkpoint (merged once into a cached HF directory)")
+    p.add_argument("--model_revision", help="hub id: the revision (branch, tag or commit) to use (default: main)")
+    p.add_argument("--model_mirror", default=os.environ.get("VIDEOTEMP_MODEL_MIRROR"),
+                   help="hub id: a local mirror directory holding <org>/<name> or a hub-cache layout (env VIDEOTEMP_MODEL_MIRROR)")
     p.add_argument("--output_dir", default="runs/eval", help="where <benchmark>.jsonl and its settings file go")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULTS.engine,
                    help="verl: vLLM replicas on Ray (GPU); transformers: a local HF model (CPU/1 GPU); scripted: scripted turns")
@@ -111,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nnodes", type=int, default=DEFAULTS.nnodes, help="verl engine: nodes of the Ray cluster (RAY_ADDRESS)")
     p.add_argument("--gpu_memory_utilization", type=float, default=DEFAULTS.gpu_memory_utilization, help="verl engine: vLLM memory share")
     p.add_argument("--script", help="scripted engine: JSON {sample id: [turn texts]} ('*' for all others)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (transformers engine)")
+    p.add_argument("--seed", type=int, default=0, help="run seed: each request is seeded from (seed, sample id, turn), every engine")
     p.add_argument("--limit", type=int, help="only the first N samples (of the shard)")
     p.add_argument("--shard", type=parse_shard, help="i/n: run every n-th sample starting at i (own output file)")
     p.add_argument("--force", action="store_true", help="append even if the existing file was written with other settings")
@@ -119,77 +142,175 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(args: argparse.Namespace) -> EvalSettings:
-    from eval.benchmarks import local_sets, mlvu, videotemp  # their prompt templates enter the prompt hash
-
+def settings_from_args(args: argparse.Namespace, benchmark: str, revision: str | None = None) -> EvalSettings:
+    """The settings of ``benchmark`` in this run (the benchmark's prompt templates enter ``prompt_version``)."""
     return EvalSettings(
-        benchmark=args.benchmark, model=str(args.model), engine=args.engine, max_frames=args.max_frames, max_pixels=args.max_pixels,
+        benchmark=benchmark, model=str(args.model), engine=args.engine, max_frames=args.max_frames, max_pixels=args.max_pixels,
         min_pixels=args.min_pixels, fps=args.fps, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
         max_turns=args.max_turns, clip_caption=args.clip_caption, with_image=args.with_image, prompt_length=args.prompt_length,
         response_length=args.response_length, max_model_len=args.max_model_len, batch_size=args.batch_size,
         tensor_parallel=args.tensor_parallel, n_gpus_per_node=args.n_gpus_per_node, nnodes=args.nnodes,
         gpu_memory_utilization=args.gpu_memory_utilization, script=str(Path(args.script).resolve()) if args.script else None,
-        seed=args.seed,
-        prompt_version=prompt_version([videotemp.GROUNDING_PROMPT, mlvu.PROMPT_HEAD, local_sets.GROUNDING_PROMPT]),
-        git_commit=git_commit(),
+        seed=args.seed, model_revision=revision, prompt_version=prompt_version(get_task(benchmark).prompts), git_commit=git_commit(),
     )
 
 
-async def run(args: argparse.Namespace) -> Path:
-    """Run the selected samples not yet in the prediction file; returns its path."""
+def failed_record(sample: EvalSample, reason: str) -> dict[str, Any]:
+    """The prediction line of a sample that could not be run (scored as unanswered)."""
+    record = sample.to_record()
+    record.update(turns=[], response="", final_answer=None, tool_calls=[], n_clips=0, termination="failed",
+                  failed=True, error=reason[:2000])
+    return record
+
+
+async def run_samples(engine, batch: list[EvalSample], start_index: int) -> list[dict[str, Any]]:
+    """Prediction lines of ``batch``; a batch that raises is re-run one sample at a time, and a sample that
+    still raises (an unreadable video, ...) becomes a failed record with its reason."""
+    try:
+        trajectories = await engine.run_batch(batch, start_index=start_index)
+        if len(trajectories) != len(batch):
+            raise RuntimeError(f"engine returned {len(trajectories)} trajectories for {len(batch)} samples")
+        return [make_record(s, t) for s, t in zip(batch, trajectories)]
+    except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the run
+        if len(batch) > 1:
+            out = []
+            for i, sample in enumerate(batch):
+                out.extend(await run_samples(engine, [sample], start_index + i))
+            return out
+        problem = input_problem(batch[0])
+        if problem is None:  # the inputs read fine: not a bad sample but a failing engine, stop with its error
+            raise
+        print(f"[run] {batch[0].benchmark} sample {batch[0].id}: failed ({problem}); recorded as unanswered", file=sys.stderr)
+        return [failed_record(batch[0], problem)]
+
+
+def input_problem(sample: EvalSample) -> str | None:
+    """Why the sample's video (or image) cannot be read, or None when both read fine."""
+    try:
+        from tools.video_io import probe, sample_clip
+
+        info = probe(sample.video)
+        sample_clip(sample.video, 0.0, float(info.duration), min_pixels=28 * 28, max_pixels=56 * 56)
+    except Exception as exc:  # noqa: BLE001 - any decode failure is the answer
+        return f"video {sample.video} cannot be read ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    if sample.image:
+        try:
+            from PIL import Image
+
+            with Image.open(sample.image) as img:
+                img.load()
+        except Exception as exc:  # noqa: BLE001
+            return f"image {sample.image} cannot be read ({exc.__class__.__name__})"
+    return None
+
+
+class _Plan:
+    """One benchmark of the run: its samples still to do and its open (locked) prediction file."""
+
+    def __init__(self, name: str, settings: EvalSettings, out: Path, todo: list[EvalSample], total: int, writer: PredictionWriter):
+        self.name, self.settings, self.out, self.todo, self.total, self.writer = name, settings, out, todo, total, writer
+
+
+def _prepare(args: argparse.Namespace, name: str, revision: str | None, model_source: str) -> _Plan:
+    """Load the benchmark, lock its prediction file, check settings and resume state, write the settings file."""
+    data_dir = Path(args.data_dir) if args.data_dir else benchmark_dir(name, args.data_root)
+    samples = select(load_benchmark(name, data_dir, check_videos=not args.no_check_videos), args.shard, args.limit)
+    settings = settings_from_args(args, name, revision)
+    out = predictions_path(args.output_dir, name, args.shard)
+    writer = PredictionWriter(out)  # the lock: a second run on this file stops here
+    try:
+        check_settings(out, settings.to_dict(), args.force)
+        lines: list[int] = []
+        records = repair_and_read(out, lines=lines)
+        done = done_ids(out, records, lines)
+        todo = [s for s in samples if s.id not in done]
+        # model_source: what the user pointed at (a hub id or training checkpoint, recorded next to the resolved dir)
+        write_json_atomic(settings_path(out), {
+            **settings.to_dict(), "data_dir": str(data_dir.resolve()), "model_source": model_source,
+            "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None, "n_selected": len(samples),
+        })
+    except BaseException:
+        writer.close()
+        raise
+    return _Plan(name, settings, out, todo, len(samples), writer)
+
+
+def resolve_benchmarks(names: Sequence[str]) -> list[str]:
+    """Our names of the requested benchmarks ('all': every one), in the given order, without repeats."""
+    if list(names) == ["all"]:
+        return list(all_tasks())
+    return list(dict.fromkeys(get_task(n).name for n in names))
+
+
+async def run(args: argparse.Namespace) -> dict[str, str]:
+    """Run every requested benchmark on one engine; returns {benchmark: "ok" or the reason it failed}."""
     from tqdm import tqdm
 
-    data_dir = Path(args.data_dir) if args.data_dir else benchmark_dir(args.benchmark, args.data_root)
-    samples = select(load_benchmark(args.benchmark, data_dir, check_videos=not args.no_check_videos), args.shard, args.limit)
-    model_source = str(args.model)
+    names = resolve_benchmarks(args.benchmarks)
+    if args.data_dir and len(names) > 1:
+        raise BenchmarkError("--data_dir names one benchmark's directory; with several benchmarks use --data_root")
+    remove_stale_partials(args.output_dir)
+    model_source, revision = str(args.model), args.model_revision
     if args.engine != "scripted":
-        from eval.checkpoint import resolve_model  # a verl FSDP checkpoint is merged into a HF directory once
+        from eval.checkpoint import is_hub_id, resolve_hub_model, resolve_model
 
-        args.model = resolve_model(args.model)
-    settings = settings_from_args(args)
-    out = predictions_path(args.output_dir, args.benchmark, args.shard)
-    check_settings(out, settings.to_dict(), args.force)
-    done = {str(r.get("id")) for r in repair_and_read(out)}
-    todo = [s for s in samples if s.id not in done]
-    # model_source: what the user pointed at (a training checkpoint is recorded next to its merged HF dir)
-    write_json_atomic(settings_path(out), {**settings.to_dict(), "data_dir": str(data_dir.resolve()), "model_source": model_source})
-    if not todo:
-        print(f"[run] {args.benchmark}: all {len(samples)} samples already in {out}")
-        return out
-    engine = make_engine(settings, Path(args.output_dir))
-    batch_size = args.batch_size or engine.default_batch_size
+        if is_hub_id(args.model):
+            args.model, revision = resolve_hub_model(str(args.model), args.model_revision, args.model_mirror)
+        else:
+            args.model = resolve_model(args.model)  # a verl FSDP checkpoint is merged into a HF directory once
+    status: dict[str, str] = {}
+    plans: list[_Plan] = []
+    for name in names:
+        try:
+            plans.append(_prepare(args, name, revision, model_source))
+        except (BenchmarkError, SettingsMismatch, PredictionFileLocked, CorruptPredictions, OSError) as exc:
+            status[name] = str(exc)
+            print(f"[run] {name}: skipped: {exc}", file=sys.stderr)
+    engine = None
     try:
-        await engine.start()
-        with PredictionWriter(out) as writer, tqdm(total=len(samples), initial=len(samples) - len(todo),
-                                                   desc=args.benchmark, unit="sample", dynamic_ncols=True) as bar:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                trajectories = await engine.run_batch(batch, start_index=start)
-                if len(trajectories) != len(batch):
-                    raise RuntimeError(f"engine returned {len(trajectories)} trajectories for {len(batch)} samples")
-                for sample, traj in zip(batch, trajectories):
-                    writer.append(make_record(sample, traj))
-                bar.update(len(batch))
+        for plan in plans:
+            with plan.writer:
+                if not plan.todo:
+                    print(f"[run] {plan.name}: all {plan.total} samples already in {plan.out}")
+                    status[plan.name] = "ok"
+                    continue
+                if engine is None:
+                    engine = make_engine(plan.settings, Path(args.output_dir))
+                    await engine.start()
+                batch_size = args.batch_size or engine.default_batch_size
+                with tqdm(total=plan.total, initial=plan.total - len(plan.todo), desc=plan.name, unit="sample", dynamic_ncols=True) as bar:
+                    for start in range(0, len(plan.todo), batch_size):
+                        batch = plan.todo[start : start + batch_size]
+                        for record in await run_samples(engine, batch, start):
+                            plan.writer.append(record)
+                        bar.update(len(batch))
+                print(f"[run] {plan.name}: {plan.total} samples in {plan.out}")
+                status[plan.name] = "ok"
     finally:
-        engine.close()
-    print(f"[run] {args.benchmark}: {len(samples)} samples in {out}")
-    return out
+        for plan in plans:
+            plan.writer.close()
+        if engine is not None:
+            engine.close()
+    return {name: status.get(name, "not run") for name in names}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
-    args = build_parser().parse_args(argv)
-    try:
-        asyncio.run(run(args))
-    except Exception as exc:  # clear one-line errors for layout/settings problems
-        from eval.benchmarks import BenchmarkError
-        from eval.checkpoint import CheckpointError
-        from eval.predictions import SettingsMismatch
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from eval.checkpoint import CheckpointError
 
-        if isinstance(exc, (BenchmarkError, CheckpointError, SettingsMismatch)):
-            sys.exit(f"error: {exc}")
-        raise
+    try:
+        status = asyncio.run(run(args))
+    except (BenchmarkError, CheckpointError, SettingsMismatch, PredictionFileLocked, CorruptPredictions) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = {k: v for k, v in status.items() if v != "ok"}
+    if failed:
+        print(f"[run] failed: {', '.join(failed)} (ran: {', '.join(k for k in status if k not in failed) or 'none'})", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

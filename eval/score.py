@@ -1,10 +1,13 @@
 """Score a benchmark's predictions: ours (eval/run.py) or the reference release's files (format detected).
 
     python eval/score.py videomme --input_file runs/eval/videomme.jsonl [--output_json metrics.json]
+    python eval/score.py videotemp-g --input_file eval/videotemp/output/test-g.jsonl     # the reference's names work too
     python eval/score.py lvbench --input_file answers.json --meta_data_path data/lvbench/video_info.meta.jsonl
 
 Prints the run's settings and a markdown table; ``--output_json`` writes every figure as a flat JSON
-object ``{"<benchmark>/<metric>": value}`` (accuracies, IoUs and recalls in percent).
+object ``{"<benchmark>/<metric>": value}`` (accuracies, IoUs and recalls in percent). Repeated sample ids
+are scored once (the first record) and a note says how many were dropped. A malformed file gives a
+one-line error naming the file and line (exit status 2).
 """
 
 from __future__ import annotations
@@ -18,20 +21,21 @@ from typing import Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.benchmarks import BENCHMARKS  # noqa: E402
 from eval.predictions import settings_path, write_json_atomic  # noqa: E402
+from eval.scoring.common import tool_stats  # noqa: E402
 from eval.scoring.formats import PredictionFileError, load_predictions  # noqa: E402
-from eval.scoring.metrics import SCORERS, tool_stats  # noqa: E402
+from eval.tasks import BenchmarkError, get_task, task_names  # noqa: E402
 
 
 def score_file(benchmark: str, input_file: str | Path, meta_data_path: str | Path | None = None,
                convention: str = "reference") -> tuple[dict[str, float], list[str], str]:
     """(flat metrics prefixed ``<benchmark>/``, notes, detected format) of one prediction file."""
-    preds, fmt = load_predictions(input_file, benchmark, meta_data_path)
-    metrics, notes = SCORERS[benchmark](preds, convention=convention)
+    task = get_task(benchmark)
+    preds, fmt, notes = load_predictions(input_file, task.name, meta_data_path)
+    metrics, score_notes = task.score(preds, convention=convention)
     metrics.update(tool_stats(preds))
     metrics["n"] = len(preds)
-    return {f"{benchmark}/{k}": float(v) for k, v in metrics.items()}, notes, fmt
+    return {f"{task.name}/{k}": float(v) for k, v in metrics.items()}, notes + score_notes, fmt
 
 
 def markdown_table(metrics: dict[str, float]) -> str:
@@ -42,30 +46,59 @@ def markdown_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark's rules to apply")
+    p.add_argument("benchmark", choices=task_names(with_aliases=True), metavar="benchmark",
+                   help=f"which benchmark's rules to apply: {', '.join(task_names(with_aliases=True))}")
     p.add_argument("--input_file", help="prediction file (default: runs/eval/<benchmark>.jsonl)")
     p.add_argument("--meta_data_path", help="LVBench: video_info.meta.jsonl for a reference {uid: response} file")
     p.add_argument("--convention", choices=("reference", "lmms"), default="reference",
                    help="answer extraction: the reference release's rules (default) or lmms-eval style "
                         "(lenient letter search, unparsable counted wrong). Video-MME always reports both.")
     p.add_argument("--output_json", help="write every figure as a flat JSON object here")
-    args = p.parse_args(argv)
-    input_file = Path(args.input_file or f"runs/eval/{args.benchmark}.jsonl")
+    # The reference's Video-MME switches: every breakdown (also within each duration) is always computed; accepted
+    # so that the reference's command lines run unchanged.
+    for flag in ("--return_categories_accuracy", "--return_sub_categories_accuracy", "--return_task_types_accuracy"):
+        p.add_argument(flag, action="store_true", help="Video-MME: accepted for the reference's command line (always reported)")
+    p.add_argument("--video_duration_type", help="Video-MME: comma-separated durations to show (default: all)")
+    return p
+
+
+def _shown(metrics: dict[str, float], benchmark: str, durations: str | None) -> dict[str, float]:
+    if benchmark != "videomme" or not durations:
+        return metrics
+    keep = {d.strip() for d in durations.split(",")}
+    out = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) > 3 and parts[2] == "duration" and parts[3] not in keep:
+            continue
+        out[key] = value
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    benchmark = get_task(args.benchmark).name
+    input_file = Path(args.input_file or f"runs/eval/{benchmark}.jsonl")
     try:
-        metrics, notes, fmt = score_file(args.benchmark, input_file, args.meta_data_path, args.convention)
-    except (PredictionFileError, ValueError) as exc:
+        metrics, notes, fmt = score_file(benchmark, input_file, args.meta_data_path, args.convention)
+        settings_file = settings_path(input_file)
+        settings = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.exists() else None
+        if settings is not None and not isinstance(settings, dict):
+            raise PredictionFileError(f"{settings_file}: expected a JSON object of settings")
+    except json.JSONDecodeError as exc:
+        print(f"error: {settings_path(input_file)}:{exc.lineno}: not valid JSON ({exc.msg})", file=sys.stderr)
+        return 2
+    except (PredictionFileError, BenchmarkError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings_file = settings_path(input_file)
-    print(f"## {args.benchmark}: {input_file} ({fmt} format, {args.convention} extraction)\n")
-    if settings_file.exists():
-        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+    print(f"## {benchmark}: {input_file} ({fmt} format, {args.convention} extraction)\n")
+    if settings is not None:
         print("settings: " + ", ".join(f"{k}={settings[k]}" for k in sorted(settings)) + "\n")
     else:
         print("settings: unknown (no settings file beside the predictions)\n")
-    print(markdown_table(metrics))
+    print(markdown_table(_shown(metrics, benchmark, args.video_duration_type)))
     for note in notes:
         print(f"note: {note}")
     if args.output_json:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.predictions import repair_and_read  # noqa: E402
+from eval.predictions import CorruptPredictions, repair_and_read, write_text_atomic  # noqa: E402
 from eval.scoring.extract import first_answer_span  # noqa: E402
 
 CSS = """
@@ -128,14 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.predictions.exists():
         print(f"error: {args.predictions} does not exist", file=sys.stderr)
         return 2
-    records = repair_and_read(args.predictions, truncate=False)[: args.limit]
-    from tqdm import tqdm
+    try:
+        records = repair_and_read(args.predictions, truncate=False)[: args.limit]
+        bad = next((i for i, r in enumerate(records) if "id" not in r), None)
+        if bad is not None:
+            raise CorruptPredictions(f"{args.predictions}: record {bad + 1} has no 'id' (not a file written by eval/run.py?)")
+        from tqdm import tqdm
 
-    page = render_report(list(tqdm(records, desc="samples", unit="sample", disable=len(records) < 20)), args.predictions.name, args.thumbs)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_name(args.output.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(args.output)
+        page = render_report(list(tqdm(records, desc="samples", unit="sample", disable=len(records) < 20)), args.predictions.name, args.thumbs)
+        write_text_atomic(args.output, page)
+    except (CorruptPredictions, OSError, TypeError, ValueError, KeyError) as exc:
+        print(f"error: {args.predictions}: {exc}" if not str(exc).startswith(str(args.predictions)) else f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"[view] {len(records)} samples -> {args.output}")
     return 0
 

@@ -64,7 +64,7 @@ if [[ "$MODE" == cpu ]]; then
     --group-size 4 --prompts 2 --output "$OUT/rollouts.jsonl"
 
   step "5/7 synthetic benchmarks in the public layouts"
-  "$PY" -m eval.benchmarks.fixtures "$OUT/bench"
+  "$PY" -m eval.tasks.fixtures "$OUT/bench"
 
   step "6/7 evaluation through the same agent loop (eval/run_all.sh, transformers engine) and scores"
   MODEL="$OUT/tiny_model" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=transformers PYTHON="$PY" \
@@ -111,7 +111,7 @@ MODEL="$SFT_MODEL" TRAIN_FILES="$OUT/rl/train.parquet" VAL_FILES="$OUT/rl/val.pa
   actor_rollout_ref.rollout.tensor_model_parallel_size=1
 
 step "5/6 synthetic benchmarks"
-"$PY" -m eval.benchmarks.fixtures "$OUT/bench"
+"$PY" -m eval.tasks.fixtures "$OUT/bench"
 
 step "6/6 evaluation of the GRPO checkpoint (verl engine: vLLM replicas on Ray)"
 MODEL="$OUT/ckpt/grpo" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=verl PYTHON="$PY" \

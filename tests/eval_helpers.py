@@ -29,7 +29,7 @@ def answer_turn(answer: str, think: str = "done") -> str:
 
 
 def build_fixtures(root: Path) -> dict[str, Path]:
-    from eval.benchmarks.fixtures import build_fixture_benchmarks
+    from eval.tasks.fixtures import build_fixture_benchmarks
 
     return build_fixture_benchmarks(root)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eval.benchmarks.fixtures import build_fixture_benchmarks
+from eval.tasks.fixtures import build_fixture_benchmarks
 from eval.checkpoint import CheckpointError, find_actor_dir, resolve_model
 from model_helpers import tiny_model_dir
 

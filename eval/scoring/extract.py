@@ -93,12 +93,12 @@ def videomme_lmms_letter(response: str | None) -> str | None:
 
 
 def reference_grounding_span(response: str | None) -> Segment | None:
-    """Reference grounding rule: the first two numbers of the whole response, unordered; None if fewer than two."""
+    """Reference grounding rule: the first two numbers of the whole response, in order (a reversed pair
+    such as "100 - 70" has no intersection and scores IoU 0); None if fewer than two."""
     numbers = REFERENCE_NUMBER_RE.findall(response or "")
     if len(numbers) < 2:
         return None
-    a, b = float(numbers[0]), float(numbers[1])
-    return (min(a, b), max(a, b))
+    return (float(numbers[0]), float(numbers[1]))
 
 
 def first_answer_span(response: str | None) -> Segment | None:

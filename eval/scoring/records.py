@@ -15,7 +15,9 @@ class Prediction:
     """One scored sample: ground truth, the extracted response, and the turns (for tool statistics).
 
     ``tool_calls`` lists the ranges of each tool call in order (None when unknown, e.g. LVBench files
-    of the reference hold no turns).
+    of the reference hold no turns). ``spans``: every ground-truth span when there are several (the IoU
+    is the best over them). ``failed``: the sample could not be run (e.g. an unreadable video): it is
+    scored as unanswered (wrong, IoU 0) and counted.
     """
 
     id: str
@@ -26,6 +28,14 @@ class Prediction:
     fields: dict[str, Any] = field(default_factory=dict)
     turns: list[str] | None = None
     tool_calls: list[list[Segment]] | None = None
+    spans: list[Segment] | None = None
+    failed: bool = False
+
+    def gt_spans(self) -> list[Segment]:
+        """Every ground-truth span (``spans``, else ``[span]``, else none)."""
+        if self.spans:
+            return list(self.spans)
+        return [self.span] if self.span is not None else []
 
 
 def tool_calls_from_turns(turns: list[str]) -> list[list[Segment]]:

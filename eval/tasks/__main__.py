@@ -1,0 +1,5 @@
+import sys
+
+from eval.tasks import main
+
+sys.exit(main())
