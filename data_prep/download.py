@@ -405,7 +405,7 @@ FINALIZE: dict[str, Callable[[Path], list[str]]] = {"videotemp_bench": finalize_
 
 def _benchmark_videos(benchmark: str, directory: Path) -> Iterator[tuple[str, str]]:
     """(sample id, video path) for every sample the eval loader reads from ``directory``."""
-    from eval.benchmarks import load_benchmark  # the loaders are the one source of each layout
+    from eval.tasks import load_benchmark  # the loaders are the one source of each layout
 
     for sample in load_benchmark(benchmark, directory, check_videos=False):
         yield sample.id, sample.video

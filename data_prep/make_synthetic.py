@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 from data_prep.common import atomic_write_text, write_jsonl
 from data_prep.synthetic_video import COLORS, Event, render_frame, write_index_video
-from eval.benchmarks.local_sets import GROUNDING_PROMPT
+from eval.tasks.annotations import GROUNDING_PROMPT
 from recipe.videotemp_o3.protocol import (
     SYSTEM_PROMPT,
     TOOL_NAME,

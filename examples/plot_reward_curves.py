@@ -1,6 +1,7 @@
 """Plot the per-step reward components of a GRPO run from its TensorBoard event files.
 
     python examples/plot_reward_curves.py TENSORBOARD_DIR -o reward_curves.png
+    python -m verl.trainer.main_ppo ... | python examples/plot_reward_curves.py --follow   # one line per step
 
 Reads the curves ``reward_fns.training_metrics`` adds to every training step
 (``training/reward/{score,acc,iou,format,called_tool,n_clips}/mean``), prints them as a table and writes
@@ -10,6 +11,7 @@ a PNG with one panel per component. Works on any run of the recipe (``TENSORBOAR
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +35,28 @@ def read_curves(tb_dir: Path, components=COMPONENTS) -> dict[str, list[tuple[int
             if tag in tags:
                 curves[component].update({e.step: e.value for e in events.Scalars(tag)})
     return {c: sorted(points.items()) for c, points in curves.items() if points}
+
+
+def console_line(line: str, components=COMPONENTS) -> str | None:
+    """The reward components of one verl console ``step:N - key:value - ...`` line, or None for other lines."""
+    match = re.search(r"\bstep:(\d+) - (.*)", line)
+    if not match:
+        return None
+    values = dict(item.partition(":")[::2] for item in match.group(2).split(" - "))
+    parts = [f"{c} {float(values[f'training/reward/{c}/mean']):.3f}" for c in components if f"training/reward/{c}/mean" in values]
+    step_s = values.get("timing_s/step")
+    timing = f"  ({float(step_s):.1f} s)" if step_s else ""
+    return f"step {match.group(1)}: " + "  ".join(parts) + timing
+
+
+def follow(stream=sys.stdin, out=sys.stdout) -> None:
+    """Echo a trainer's console as one short line per step (its reward components) plus error lines."""
+    for line in stream:
+        summary = console_line(line)
+        if summary is not None:
+            print(summary, file=out, flush=True)
+        elif "Traceback" in line or "Error" in line:
+            print(line.rstrip(), file=out, flush=True)
 
 
 def format_table(curves: dict[str, list[tuple[int, float]]]) -> str:
@@ -70,10 +94,18 @@ def plot(curves: dict[str, list[tuple[int, float]]], out: Path, title: str = "")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tb_dir", type=Path, help="TensorBoard directory of the run (TENSORBOARD_DIR of main_ppo)")
+    parser.add_argument("tb_dir", type=Path, nargs="?", help="TensorBoard directory of the run (TENSORBOARD_DIR of main_ppo)")
+    parser.add_argument(
+        "--follow", action="store_true", help="read a trainer console on stdin and print one line per step instead"
+    )
     parser.add_argument("-o", "--output", type=Path, default=Path("reward_curves.png"), help="PNG to write")
     parser.add_argument("--title", default="", help="figure title")
     args = parser.parse_args(argv)
+    if args.follow:
+        follow()
+        return 0
+    if args.tb_dir is None:
+        parser.error("tb_dir is required (or --follow)")
     try:
         curves = read_curves(args.tb_dir)
     except FileNotFoundError as err:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# VideoTemp-o3 quick start: the whole pipeline in one command.
+# VideoTemp-o3 quick start: the whole pipeline in one command, on verl's real trainer and vLLM.
 #
-#   bash examples/quickstart.sh            # CPU machine: offline demo in a few minutes (tiny model, synthetic data)
+#   bash examples/quickstart.sh            # CPU machine: tiny model, synthetic data, ~10-15 min after install
 #   bash examples/quickstart.sh --gpu      # GPU node (also picked when nvidia-smi sees a GPU): short SFT + GRPO + eval
-#   bash examples/quickstart.sh --cpu      # force the CPU demo on a GPU node
+#   bash examples/quickstart.sh --cpu      # force the CPU path on a GPU node
 #
 # Environment:
 #   OUT         output directory                      (outputs/quickstart)
@@ -11,10 +11,11 @@
 #   N_GPUS      GPU path: GPUs to use                 (all that nvidia-smi lists)
 #   SKIP_SETUP=1  use the existing .venv as it is
 #
-# CPU demo steps (all offline): build a tiny random-weight Qwen2.5-VL -> write a synthetic video dataset
-# -> convert it (prepare_rl / prepare_sft) -> GRPO-style rollouts of prompt groups through
-# VideoTempAgentLoop in verl's real agent-loop worker, scored by the reward -> evaluate synthetic
-# benchmarks through eval/run_all.sh -> print the score tables -> write the HTML trajectory report.
+# CPU path (offline; verl's CPU platform, recipe/videotemp_o3/cpu_platform.py): a tiny random-weight
+# Qwen2.5-VL -> a synthetic video dataset -> prepare_sft / prepare_rl -> SFT with verl's sft_trainer (teaches
+# the tiny model the protocol's format) -> 2 GRPO steps with verl's main_ppo (vLLM rollout running
+# VideoTempAgentLoop, FSDP2 actor and ref, the recipe reward) -> the GRPO checkpoint evaluated through vLLM
+# (eval/run_all.sh, verl engine) -> score tables -> HTML report -> PNG of the per-step reward components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -24,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --gpu) MODE=gpu ;;
     --cpu) MODE=cpu ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,47 +39,75 @@ OUT=$(cd "$OUT" && pwd)
 PY="$REPO/.venv/bin/python"
 export PATH="$REPO/.venv/bin:$PATH"  # torchrun, ray and python of the project's environment
 export FORCE_QWENVL_VIDEO_READER=decord TOKENIZERS_PARALLELISM=false
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+T_START=$(date +%s)
+step() { printf '\n\033[1m== %s\033[0m  (%ds)\n' "$*" "$(( $(date +%s) - T_START ))"; }
 
 if [[ "${SKIP_SETUP:-0}" != 1 ]]; then
   step "environment (.venv, $MODE)"
   if [[ "$MODE" == gpu ]]; then bash examples/setup_env.sh --gpu; else bash examples/setup_env.sh; fi
+  T_START=$(date +%s)
 fi
 
 if [[ "$MODE" == cpu ]]; then
-  export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-  step "1/7 tiny offline Qwen2.5-VL model"
+  export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+  # system memory in use, sampled every second: the peak is printed at the end (the machine has 24 GiB)
+  MEM_LOG="$OUT/.memory_used_bytes"
+  ( while :; do awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)*1024}' /proc/meminfo; sleep 1; done ) >"$MEM_LOG" &
+  MEM_PID=$!
+  trap 'kill $MEM_PID 2>/dev/null || true; rm -f /dev/shm/verl_weights_* 2>/dev/null || true' EXIT
+  BUDGET=(--max-frames 16 --min-pixels 3136 --max-pixels 3136)   # 16 frames at 56x56: 32 video tokens per prompt
+
+  step "1/8 tiny offline Qwen2.5-VL model (random weights, head_dim 64 for vLLM's CPU attention)"
   "$PY" data_prep/make_tiny_model.py "$OUT/tiny_model"
 
-  step "2/7 synthetic dataset (videos with known events, reference RL/SFT jsonl)"
-  "$PY" data_prep/make_synthetic.py "$OUT/synthetic" --n-videos 4
+  step "2/8 synthetic dataset (videos with known events, reference-format RL/SFT jsonl)"
+  "$PY" data_prep/make_synthetic.py "$OUT/synthetic" __SYNTHETIC_ARGS__
 
-  step "3/7 jsonl -> parquet (RL and SFT)"
+  step "3/8 jsonl -> parquet (RL and SFT)"
   "$PY" data_prep/prepare_rl.py "$OUT/synthetic/rl/qa.jsonl" "$OUT/synthetic/rl/grounding.jsonl" \
-    --video-root "$OUT/synthetic" --output-dir "$OUT/rl"
+    --video-root "$OUT/synthetic" --output-dir "$OUT/rl" --no-progress "${BUDGET[@]}"
   "$PY" data_prep/prepare_sft.py "$OUT"/synthetic/sft/wo_tool_call/*.jsonl "$OUT"/synthetic/sft/wi_tool_call/*.jsonl \
-    --video-root "$OUT/synthetic" --output-dir "$OUT/sft"
+    --video-root "$OUT/synthetic" --output-dir "$OUT/sft" --no-progress "${BUDGET[@]}"
 
-  step "4/7 GRPO rollouts through VideoTempAgentLoop (verl AgentLoopWorker, transformers model), rewards, advantages"
-  "$PY" examples/cpu_demo_rollout.py --model "$OUT/tiny_model" --data "$OUT/rl/train.parquet" \
-    --group-size 4 --prompts 2 --output "$OUT/rollouts.jsonl"
+  step "4/8 SFT cold start: verl sft_trainer (torchrun, FSDP2, CPU), last-two-rounds loss mask, frozen ViT"
+__SFT_STAGE__
 
-  step "5/7 synthetic benchmarks in the public layouts"
+  step "5/8 GRPO: verl main_ppo, 2 steps from the SFT model (vLLM rollout, FSDP2 actor/ref, recipe reward)"
+  export TENSORBOARD_DIR="$OUT/tensorboard"
+  rm -rf "$OUT/ckpt/grpo" "$TENSORBOARD_DIR"
+  set +e
+  MODEL="$SFT_MODEL" TRAIN_FILES="$OUT/rl/train.parquet" VAL_FILES="$OUT/rl/train.parquet" PLATFORM=cpu PYTHON="$PY" \
+    EXPERIMENT=quickstart_grpo OUTPUT_DIR="$OUT/ckpt/grpo" \
+    timeout 1200 bash examples/run_videotemp_o3_grpo.sh trainer.total_training_steps=2 trainer.save_freq=2 \
+    2>&1 | tee "$OUT/grpo.log" | "$PY" examples/plot_reward_curves.py --follow
+  GRPO_RC=${PIPESTATUS[0]}; set -e
+  [[ $GRPO_RC == 0 ]] || { echo "GRPO failed: see $OUT/grpo.log" >&2; tail -40 "$OUT/grpo.log" >&2; exit 1; }
+  "$PY" examples/plot_reward_curves.py "$TENSORBOARD_DIR" -o "$OUT/reward_curves.png" \
+    --title "VideoTemp-o3 GRPO on CPU (tiny model): reward components per step"
+  GRPO_MODEL=$("$PY" -m eval.checkpoint "$OUT/ckpt/grpo")
+
+  step "6/8 synthetic benchmarks in the public layouts"
   "$PY" -m eval.tasks.fixtures "$OUT/bench"
 
-  step "6/7 evaluation through the same agent loop (eval/run_all.sh, transformers engine) and scores"
-  MODEL="$OUT/tiny_model" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=transformers PYTHON="$PY" \
+  step "7/8 evaluation of the GRPO checkpoint through vLLM (eval/run_all.sh, verl engine) and scores"
+  eval "$("$PY" -m recipe.videotemp_o3.cpu_platform)"
+  MODEL="$GRPO_MODEL" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=verl PYTHON="$PY" VLLM_CPU_KVCACHE_SPACE=1 \
     bash eval/run_all.sh videotemp videotemp_g charades_sta -- \
-    --max_frames 16 --max_pixels 12544 --min_pixels 3136 --max_new_tokens 48 \
-    --prompt_length 4096 --response_length 4096 --max_model_len 8192
+    --max_frames 16 --max_pixels 3136 --min_pixels 3136 --max_new_tokens 256 \
+    --prompt_length 2048 --response_length 1024 --max_model_len 3072 2>&1 | grep -vE "^\(|^(INFO|WARNING|W[0-9]{4})|Triton|UserWarning|warnings.warn"
 
-  step "7/7 HTML trajectory report"
+  step "8/8 HTML trajectory report"
   "$PY" eval/view.py "$OUT/eval/videotemp.jsonl" -o "$OUT/report.html"
 
-  printf '\nDone. Outputs in %s:\n' "$OUT"
-  printf '  rollouts.jsonl   scored GRPO rollouts   eval/*.jsonl  predictions + settings + metrics\n'
-  printf '  report.html      trajectory report      rl/ sft/      parquet for training\n'
-  printf 'The tiny model is random: the scores show the pipeline, not the method. See README "Full-scale run".\n'
+  kill $MEM_PID 2>/dev/null || true
+  printf '\nDone in %d s. ' "$(( $(date +%s) - T_START ))"
+  "$PY" -c 'import sys; v=[int(x) for x in open(sys.argv[1]) if x.strip()]; g=2**30
+print(f"Peak memory in use on this machine: {max(v)/g:.1f} GiB ({(max(v)-v[0])/g:.1f} GiB above the start).")' "$MEM_LOG"
+  printf 'Outputs in %s:\n' "$OUT"
+  printf '  reward_curves.png  per-step reward components   tensorboard/  GRPO event files   grpo.log  trainer console\n'
+  printf '  ckpt/sft ckpt/grpo verl checkpoints              eval/*.jsonl  predictions + settings + metrics\n'
+  printf '  report.html        trajectory report            rl/ sft/      parquet for training\n'
+  printf 'A tiny model on synthetic videos: the curves show the pipeline and the format learnt in SFT, not the method.\n'
   exit 0
 fi
 

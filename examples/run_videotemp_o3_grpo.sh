@@ -15,6 +15,8 @@
 #   CHAT_TEMPLATE    jinja file passed as the chat template, or "none" for the model's own
 #                    (recipe/videotemp_o3/config/qwen2_5_vl_chat_template.jinja)
 #   PYTHON           interpreter                               (python3)
+#   PLATFORM=cpu     run on a CPU machine (tiny models): verl's CPU platform (recipe/videotemp_o3/cpu_platform.py)
+#                    and the CPU overlay of the config (config/platform/cpu_grpo.yaml); N_GPUS defaults to 1
 #   DRY_RUN=1        print the command and exit
 # Extra arguments are appended as hydra overrides (e.g. trainer.total_epochs=2).
 set -euo pipefail
@@ -25,7 +27,8 @@ CONFIG_DIR="$REPO_DIR/recipe/videotemp_o3/config"
 MODEL="${MODEL:-Qwen/Qwen2.5-VL-7B-Instruct}"
 TRAIN_FILES="${TRAIN_FILES:-data/videotemp_rl/train.parquet}"
 VAL_FILES="${VAL_FILES:-data/videotemp_rl/val.parquet}"
-N_GPUS="${N_GPUS:-8}"
+PLATFORM="${PLATFORM:-gpu}"
+if [[ "$PLATFORM" == cpu ]]; then N_GPUS="${N_GPUS:-1}"; else N_GPUS="${N_GPUS:-8}"; fi
 NNODES="${NNODES:-1}"
 EXPERIMENT="${EXPERIMENT:-qwen2_5_vl_7b_grpo}"
 OUTPUT_DIR="${OUTPUT_DIR:-outputs/$EXPERIMENT}"
@@ -34,11 +37,22 @@ PYTHON="${PYTHON:-python3}"
 
 export FORCE_QWENVL_VIDEO_READER="${FORCE_QWENVL_VIDEO_READER:-decord}"
 export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
+PLATFORM_ARGS=()
+case "$PLATFORM" in
+  gpu) ;;
+  cpu)
+    # VERL_USE_EXTERNAL_MODULES / VERL_PLATFORM / VERL_ENGINE_DEVICE for this process and every Ray worker
+    eval "$("$PYTHON" -m recipe.videotemp_o3.cpu_platform)"
+    export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" TOKENIZERS_PARALLELISM=false
+    PLATFORM_ARGS=(+platform=cpu_grpo) ;;
+  *) echo "error: PLATFORM must be gpu or cpu, got '$PLATFORM'" >&2; exit 2 ;;
+esac
 
 CMD=(
   "$PYTHON" -m verl.trainer.main_ppo
   --config-path="$CONFIG_DIR"
   --config-name=videotemp_o3_grpo
+  "${PLATFORM_ARGS[@]}"
   actor_rollout_ref.model.path="$MODEL"
   data.train_files="$TRAIN_FILES"
   data.val_files="$VAL_FILES"

@@ -13,7 +13,7 @@
   and webdataset shards ``sft_videos/videos_part_NNNN.tar.gz``, ``rl_videos/videos_part_NNNN.tar.gz`` that unpack
   at the dataset root (``ActivityNet/``, ``cropped_video/``, ``qa/``...).
 
-The benchmark contents are the fixture benchmarks of ``eval.benchmarks.fixtures`` (two 8 s videos).
+The benchmark contents are the fixture benchmarks of ``eval.tasks.fixtures`` (two 8 s videos).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from eval.benchmarks.fixtures import build_fixture_benchmarks
+from eval.tasks.fixtures import build_fixture_benchmarks
 from data_helpers import reference_rl_row, sft_row, write_jsonl
 
 

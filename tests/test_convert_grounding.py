@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from data_prep import convert_grounding as cg
-from eval.benchmarks import load_benchmark
-from eval.benchmarks.base import BenchmarkError
-from eval.benchmarks.fixtures import build_fixture_benchmarks
+from eval.tasks import load_benchmark
+from eval.tasks.base import BenchmarkError
+from eval.tasks.fixtures import build_fixture_benchmarks
 
 OFFICIAL = Path(__file__).resolve().parent / "fixtures" / "official"
 

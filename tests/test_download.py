@@ -14,7 +14,7 @@ import pytest
 
 from data_prep import archives, download
 from data_prep.release_layout import alternative_names, resolve_inputs
-from eval.benchmarks import BENCHMARKS, load_benchmark
+from eval.tasks import get_task, load_benchmark
 from hub_helpers import build_hub, split_parts, tar_gz_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_hub_layouts_reach_the_loaders(hub, tmp_path, dataset, benchmarks, unpac
     assert sorted(report.unpacked) == unpacked
     assert report.videos is not None and report.videos.missing == [] and report.videos.total >= 1
     for name in benchmarks:
-        assert BENCHMARKS[name][1] == dataset  # the loader's default directory is the dataset's name
+        assert get_task(name).directory == dataset  # the loader's default directory is the dataset's name
         fetched = _ids(name, tmp_path / dataset)
         assert fetched and fetched == _ids(name, bench / dataset)
 

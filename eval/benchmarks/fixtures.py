@@ -1,3 +1,0 @@
-"""Old name of :mod:`eval.tasks.fixtures` (see :mod:`eval.benchmarks`)."""
-
-from eval.tasks.fixtures import build_fixture_benchmarks  # noqa: F401
