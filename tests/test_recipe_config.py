@@ -164,7 +164,9 @@ def test_agent_loop_yaml_resolves_and_target_imports(monkeypatch):
     assert entry._target_ == "recipe.videotemp_o3.agent_loop.VideoTempAgentLoop"
     assert entry.clip_fps == protocol.CLIP_FPS and entry.clip_min_frames == protocol.CLIP_MIN_FRAMES
     assert entry.clip_max_frames == protocol.CLIP_MAX_FRAMES
-    assert entry.max_clips_per_call == protocol.MAX_CLIPS_PER_CALL
+    # the RL rules' cap (the reference's timestamps[:3]) unless set here
+    assert entry.loop_rules == "rl" and entry.max_clips_per_call is None
+    assert protocol.loop_rules(entry.loop_rules).max_clips_per_call == protocol.MAX_CLIPS_PER_CALL == 3
     assert entry.max_assistant_turns == protocol.MAX_ASSISTANT_TURNS
     assert entry.clip_caption is False and entry.frame_cache_gb == 8
     module_name, class_name = entry._target_.rsplit(".", 1)

@@ -134,7 +134,7 @@ def run_clip_call(video_path: str | os.PathLike, call: ToolCall, settings: ClipS
                 return _range_failure(["nframes should in interval [2, 0], but got 0."], rules)
         return ClipResult(clips, check.clips, feedback_text(check.clips, caption=settings.caption), None)
     except Exception as exc:  # VideoError or a decoder surprise: never let it end the rollout
-        reason = f"{VIDEO_UNREADABLE_ERROR} ({type(exc).__name__})" if not isinstance(exc, VideoError) else VIDEO_UNREADABLE_ERROR
+        reason = str(exc) or type(exc).__name__
         return _range_failure([f"Error reading video file {os.fspath(video_path)}: {reason}"], rules)
 
 
