@@ -100,6 +100,7 @@ def agent_loop_yaml(settings: EvalSettings, out_dir: Path) -> Path:
         "eval_seed": settings.seed,
         "max_tokens_per_turn": settings.max_new_tokens,
         "max_assistant_turns": settings.max_turns,
+        "loop_rules": "eval",  # the reference's eval loop (no clip cap; a malformed turn ends it)
         "clip_caption": settings.clip_caption,
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from recipe.videotemp_o3 import protocol
 
 Segment = tuple[float, float]
 
-_LETTER_RE = re.compile(r"[A-Za-z]")
 # An optional minus glued to the digits; whether it is a sign or a separator is decided by context.
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -27,25 +26,28 @@ def final_answer(turns: Sequence[str]) -> str | None:
     if not turns:
         return None
     last = turns[-1]
-    if protocol.tool_call_bodies(last):
+    if protocol.has_tool_call(last):
         return None
     return protocol.first_answer(last)
 
 
 def first_letter(text: str | None) -> str | None:
-    """First ASCII letter of ``text`` (case kept), or None: "(C)" and "C. text" give "C"."""
+    """First character of ``text`` with ``str.isalpha()`` (case kept; CJK letters count), or None.
+
+    The reference's rule: "(C)" and "C. text" give "C", "The answer is C" gives "T", "Ａ" gives "Ａ".
+    """
     if not text:
         return None
-    match = _LETTER_RE.search(text)
-    return match.group(0) if match else None
+    return next((ch for ch in text if ch.isalpha()), None)
 
 
-def extract_numbers(text: str | None) -> list[float]:
+def extract_numbers(text: str | None, dash_separator: bool = True) -> list[float]:
     """All numbers of ``text`` in order.
 
     A ``-`` directly before digits is a sign unless the previous number ends right before it (only
     spaces between): "70-100" and "24.30 - 30.42" are two positive numbers, "in -12.3 - 80.3" is
-    (-12.3, 80.3). "1:10" gives 1 and 10 (no mm:ss reading).
+    (-12.3, 80.3). "1:10" gives 1 and 10 (no mm:ss reading). With ``dash_separator=False`` every
+    such ``-`` is a sign, as in the reference ("70-100" is 70 and -100).
     """
     if not text:
         return []
@@ -53,7 +55,7 @@ def extract_numbers(text: str | None) -> list[float]:
     previous_end: int | None = None
     for match in _NUMBER_RE.finditer(text):
         token = match.group(0)
-        if token.startswith("-") and previous_end is not None and not text[previous_end : match.start()].strip():
+        if dash_separator and token.startswith("-") and previous_end is not None and not text[previous_end : match.start()].strip():
             token = token[1:]  # a separator between two numbers, not a sign
         numbers.append(float(token))
         previous_end = match.end()
@@ -67,18 +69,18 @@ def numbers_to_segments(numbers: Sequence[float]) -> list[Segment]:
     return [(float(numbers[i]), float(numbers[i + 1])) for i in range(0, len(numbers), 2)]
 
 
-def answer_segments(answer: str | None) -> list[Segment]:
+def answer_segments(answer: str | None, dash_separator: bool = True) -> list[Segment]:
     """Segments of a grounding answer: its numbers paired in order ([] for an odd count)."""
-    return numbers_to_segments(extract_numbers(answer))
+    return numbers_to_segments(extract_numbers(answer, dash_separator))
 
 
 def tool_call_turns(turns: Sequence[str]) -> list[int]:
     """Indices of the turns that contain at least one complete ``<tool_call>`` block."""
-    return [i for i, turn in enumerate(turns) if protocol.tool_call_bodies(turn)]
+    return [i for i, turn in enumerate(turns) if protocol.has_tool_call(turn)]
 
 
 def turn_tool_ranges(turn: str) -> list[Segment]:
-    """Ranges of every ``<tool_call>`` block of one turn, in order.
+    """Ranges of every ``<tool_call>`` block of one turn, in order (the reference's reward reading).
 
     A block that is not JSON naming the tool gives nothing; an unreadable entry ends its block (earlier
     entries stay), as ``protocol.parse_tool_call`` reads them.
@@ -87,6 +89,22 @@ def turn_tool_ranges(turn: str) -> list[Segment]:
     for body in protocol.tool_call_bodies(turn):
         ranges.extend(protocol.parse_tool_call(body).ranges)
     return ranges
+
+
+def iou_turn_ranges(turns: Sequence[str], rule: str = "before_answer") -> list[Segment] | None:
+    """Ranges the IoU reward reads; None when the turn it reads holds no tool call.
+
+    ``"before_answer"`` (the reference: ``messages[-3]``): the assistant turn just before the final
+    turn, even if an earlier turn called the tool; None with a single turn. ``"last_tool_turn"``
+    (an improvement setting): the last turn that called the tool, wherever it is.
+    """
+    if rule == "before_answer":
+        if len(turns) < 2 or not protocol.has_tool_call(turns[-2]):
+            return None
+        return turn_tool_ranges(turns[-2])
+    if rule == "last_tool_turn":
+        return last_tool_ranges(turns)
+    raise ValueError(f"iou_turn must be 'before_answer' or 'last_tool_turn', got {rule!r}")
 
 
 def last_tool_ranges(turns: Sequence[str]) -> list[Segment] | None:

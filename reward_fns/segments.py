@@ -30,26 +30,28 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def segment_score(pred_segments: Sequence[Sequence[float]], gt_segments: Sequence[Sequence[float]]) -> float:
-    """Greedy-matched IoU of several predictions against several ground-truth segments.
+    """Greedy-matched IoU of several predictions against several ground-truth segments (the reference's rule).
 
     Each prediction, in order, takes the still-unused ground-truth segment with the highest IoU (the
-    first one on ties); the matched IoUs are summed and divided by the number of *predicted* segments,
-    so extra predictions dilute the score. No prediction or no ground truth gives 0.
+    first one on ties), **only when that IoU is > 0**: a prediction that overlaps nothing (inverted,
+    disjoint) leaves every ground-truth segment free for the next one. The matched IoUs are summed and
+    divided by the number of *predicted* segments, so extra predictions dilute the score. No prediction
+    or no ground truth gives 0.
     """
     if not pred_segments or not gt_segments:
         return 0.0
-    unused = list(range(len(gt_segments)))
+    used: set[int] = set()
     total = 0.0
     for pred in pred_segments:
-        if not unused:
-            break
-        best_index, best_iou = unused[0], -1.0
-        for gt_index in unused:
-            value = iou(pred, gt_segments[gt_index])
-            if value > best_iou:
-                best_index, best_iou = gt_index, value
-        unused.remove(best_index)
-        total += best_iou
+        best_index, best_iou = -1, 0.0
+        for gt_index, gt in enumerate(gt_segments):
+            if gt_index not in used:
+                value = iou(pred, gt)
+                if value > best_iou:
+                    best_index, best_iou = gt_index, value
+        if best_index >= 0:
+            used.add(best_index)
+            total += best_iou
     return total / len(pred_segments)
 
 

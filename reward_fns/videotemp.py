@@ -26,7 +26,7 @@ from reward_fns.answer_parsing import (
     answer_segments,
     final_answer,
     first_letter,
-    last_tool_ranges,
+    iou_turn_ranges,
     tool_call_turns,
 )
 from reward_fns.segments import DEFAULT_IOU_HIGH, DEFAULT_IOU_LOW, Segment, normalise_iou, segment_score
@@ -57,7 +57,11 @@ _error_logged = False
 
 @dataclass(frozen=True)
 class RewardSettings:
-    """Weights and thresholds of the reward (``reward.custom_reward_function.reward_kwargs``)."""
+    """Weights, thresholds and rule settings of the reward (``reward.custom_reward_function.reward_kwargs``).
+
+    Defaults reproduce the reference's rewards, with the two fixes REWARDS.md names on
+    (``dash_separator``, no ``grounding_penalty``); the other rule settings are improvements, off.
+    """
 
     acc_weight: float = 1.0
     iou_weight: float = 1.0
@@ -66,12 +70,35 @@ class RewardSettings:
     penalty: float = 0.1  # lambda subtracted when penalised
     iou_low: float = DEFAULT_IOU_LOW
     iou_high: float = DEFAULT_IOU_HIGH
+    # Which turn's tool call the IoU reward reads: "before_answer" (reference, messages[-3]) or
+    # "last_tool_turn" (the last turn that called the tool).
+    iou_turn: str = "before_answer"
+    single_blocks: bool = False  # format 0 for a turn with repeated blocks (the reference accepts them)
+    dash_separator: bool = True  # fix: "70-100" is 70 and 100 (the reference read 70 and -100)
+    grounding_penalty: bool = False  # the reference's quirk: -penalty for a grounding answer with acc 1
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RewardSettings:
         """Take the known keys from verl's kwargs (others, such as ``reward_router_address``, are ignored)."""
-        values = {name: float(kwargs[name]) for name in cls.__dataclass_fields__ if kwargs.get(name) is not None}
-        return cls(**values)
+        values: dict[str, Any] = {}
+        for name, spec in cls.__dataclass_fields__.items():
+            value = kwargs.get(name)
+            if value is None:
+                continue
+            if spec.type in ("bool", bool):
+                if isinstance(value, str):
+                    if value.strip().lower() not in ("true", "false", "1", "0"):
+                        raise ValueError(f"reward setting {name} must be true or false, got {value!r}")
+                    value = value.strip().lower() in ("true", "1")
+                values[name] = bool(value)
+            elif spec.type in ("str", str):
+                values[name] = str(value)
+            else:
+                values[name] = float(value)
+        settings = cls(**values)
+        if settings.iou_turn not in ("before_answer", "last_tool_turn"):
+            raise ValueError(f"iou_turn must be 'before_answer' or 'last_tool_turn', got {settings.iou_turn!r}")
+        return settings
 
 
 @dataclass(frozen=True)
@@ -127,13 +154,15 @@ def parse_ground_truth(ground_truth: Any) -> GroundTruth:
 
 
 def _strip_trailing_special(text: str) -> str:
+    """``text`` without its trailing end-of-turn special tokens (one slice: linear time)."""
+    end = len(text)
     stripped = True
     while stripped:
         stripped = False
         for token in _TRAILING_SPECIAL_TOKENS:
-            if text.endswith(token):
-                text, stripped = text[: -len(token)], True
-    return text
+            if end >= len(token) and text.startswith(token, end - len(token), end):
+                end, stripped = end - len(token), True
+    return text[:end]
 
 
 def assistant_turns(solution_str: str, extra_info: Mapping[str, Any] | None) -> list[str]:
@@ -150,12 +179,13 @@ def executed_tool_turns(turns: Sequence[str]) -> list[int]:
 
 
 def _count_clips(turns: Sequence[str], tool_turns: Sequence[int]) -> int:
-    """Clips the loop would cut: valid ranges of each executed turn's first call, capped per call."""
+    """Clips the RL loop would cut: each executed turn's first call, its first 3 ranges if all are valid."""
     total = 0
     for index in tool_turns:
         call = protocol.parse_turn(turns[index]).tool_call
-        if call is not None:
-            total += len(protocol.validate_ranges(call.ranges, math.inf).clips)
+        if call is not None and call.well_formed:
+            check = protocol.validate_ranges(call.ranges, math.inf)
+            total += 0 if check.errors else len(check.clips)
     return total
 
 
@@ -172,10 +202,10 @@ def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardS
         letter = first_letter(answer)
         acc = 1.0 if letter is not None and letter == first_letter(truth.answer) else 0.0
     else:
-        answer_score = segment_score(answer_segments(answer), truth.timestamps)
+        answer_score = segment_score(answer_segments(answer, settings.dash_separator), truth.timestamps)
         acc = normalise_iou(answer_score, settings.iou_low, settings.iou_high)
 
-    ranges = last_tool_ranges(turns)
+    ranges = iou_turn_ranges(turns, settings.iou_turn)
     tool_iou = segment_score(ranges, truth.timestamps) if ranges else 0.0
     penalty_iou, penalised = 0.0, 0.0
     if is_qa and acc == 1.0:
@@ -183,8 +213,10 @@ def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardS
         if penalty_iou < settings.sigma:
             penalty_iou -= settings.penalty
             penalised = 1.0
+    elif settings.grounding_penalty and acc == 1.0:  # the reference's quirk (its IoU score is 0 here)
+        penalty_iou, penalised = -settings.penalty, 1.0
 
-    fmt = 1.0 if turns and all(protocol.is_well_formed_turn(turn) for turn in turns) else 0.0
+    fmt = 1.0 if turns and all(protocol.is_well_formed_turn(t, settings.single_blocks) for t in turns) else 0.0
     tool_turns = executed_tool_turns(turns)
     n_tool_calls = float(len(tool_turns))
     score = settings.acc_weight * acc + settings.iou_weight * penalty_iou + settings.format_weight * fmt

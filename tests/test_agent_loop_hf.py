@@ -41,7 +41,8 @@ async def test_hf_rollout_is_aligned(model25, video, hf_run):
     for i in range(len(batch)):
         # Forced tool call -> 2 clips, then sampled turns of at most MAX_TURN_TOKENS tokens.
         assert nt["n_clips"][i] == 2 and nt["tool_ranges"][i][0] == [[4.0, 7.0], [9.0, 12.0]]
-        assert nt["termination"][i] in {"answer", "max_turns", "response_budget"}
+        # turn_length: a sampled turn cut at MAX_TURN_TOKENS ends the episode (RL rules, as ms-swift)
+        assert nt["termination"][i] in {"answer", "max_turns", "response_budget", "turn_length"}
         assert len(nt["turn_texts"][i]) >= 2
         assert len(assert_video_alignment(processor, batch, i)) >= 3
         _, response, mask = sample_ids(batch, i)
@@ -107,3 +108,31 @@ async def test_forced_turn_honours_stop_string(model25, video):
     out = await client.generate("r", prompt_ids=client.tokenizer.encode("hi"), sampling_params=params)
     assert client.tokenizer.decode(out.token_ids) == answer("A")
     assert len(out.log_probs) == len(out.token_ids)
+
+
+async def test_hf_server_never_samples_vision_placeholders(model25):
+    """As verl's vLLM server: <|image_pad|>/<|video_pad|> are masked out of sampling."""
+    client = HFServerClient.from_pretrained(model25)
+    tok = client.tokenizer
+    ids = tok.encode("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)
+    params = {"max_tokens": 1, "temperature": 0, "logprobs": True}
+    first = (await client.generate("a", prompt_ids=ids, sampling_params=params)).token_ids[0]
+    pads = [tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")]
+    assert sorted(client.banned_token_ids) == sorted(pads)
+    # Make both placeholders the model's favourite next token: the ban must still keep them out.
+    def favour_pads(module, inputs, output):
+        output[..., pads] += 1e4
+        return output
+
+    hook = client.model.get_output_embeddings().register_forward_hook(favour_pads)
+    try:
+        out = await client.generate("b", prompt_ids=ids, sampling_params=params)
+        assert out.token_ids == [first]
+        client.banned_token_ids = []
+        # the tiny test model's own generation_config also suppresses them: lift that too
+        client.model.generation_config.suppress_tokens = None
+        client.model.generation_config.bad_words_ids = None
+        unbanned = await client.generate("c", prompt_ids=ids, sampling_params=params)
+        assert unbanned.token_ids[0] in pads  # without the ban the placeholder would have been chosen
+    finally:
+        hook.remove()

@@ -69,7 +69,9 @@ def _expected_ids(processor, image, videos, turns) -> list[int]:
         {"role": "system", "content": protocol.SYSTEM_PROMPT},
         {"role": "user", "content": [{"type": "video"}, {"type": "image"}, {"type": "text", "text": "What happens?"}]},
         {"role": "assistant", "content": turns[0]},
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": protocol.TOOL_SUCCESS_TEXT}]},
+        # RL rules: "<video>\n" per clip, then the success sentence (the reference's feedback text)
+        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "\n"},
+                                     {"type": "text", "text": protocol.TOOL_SUCCESS_TEXT}]},
     ]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + turns[1]
     out = processor(text=[text], images=[image], videos=[v[0] for v in videos], video_metadata=[v[1] for v in videos],

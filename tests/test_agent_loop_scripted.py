@@ -41,7 +41,9 @@ def _expected_ids(processor, question, videos, turns, feedbacks):
     for k, turn in enumerate(turns[:-1]):
         messages.append({"role": "assistant", "content": turn})
         n_clips, text = feedbacks[k]
-        messages.append({"role": "user", "content": [{"type": "video"}] * n_clips + [{"type": "text", "text": text}]})
+        # RL rules: "<video>\n" per clip, then the text (the reference's feedback message)
+        clips = [block for _ in range(n_clips) for block in ({"type": "video"}, {"type": "text", "text": "\n"})]
+        messages.append({"role": "user", "content": clips + [{"type": "text", "text": text}]})
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + turns[-1]
     out = processor(text=[text], videos=[v[0] for v in videos], video_metadata=[v[1] for v in videos],
                     do_sample_frames=False, return_tensors="pt")
@@ -115,29 +117,39 @@ async def test_two_calls_then_max_turns(model25, processor25, video):
     batch = await local.generate([row(video)])
     nt = batch.non_tensor_batch
     assert nt["termination"][0] == "max_turns" and not nt["answered"][0]
-    # Call 1: [20, 30] starts after the end -> 1 clip; call 2: 4 ranges, max 3 clips; turn 3 not executed.
-    assert nt["n_tool_calls"][0] == 2 and nt["n_clips"][0] == 1 + 3
+    # Call 1: [20, 30] starts after the end -> the whole call fails (reference), no clip;
+    # call 2: 4 ranges, the first 3 are looked at -> 3 clips; turn 3 not executed.
+    assert nt["n_tool_calls"][0] == 2 and nt["n_clips"][0] == 0 + 3
     assert nt["final_answer"][0] is None
     videos = assert_video_alignment(processor25, batch, 0)
-    assert len(videos) == 5
+    assert len(videos) == 4
     firsts = [read_frame_index(v[0][0]) for v in videos[1:]]
-    assert firsts == [int(1 * VIDEO_FPS), int(2 * VIDEO_FPS), int(5 * VIDEO_FPS), int(7 * VIDEO_FPS)]
+    assert firsts == [int(2 * VIDEO_FPS), int(5 * VIDEO_FPS), int(7 * VIDEO_FPS)]
 
 
+def _range_failure(*messages: str) -> str:
+    return protocol.failure_text([f"[Error] Video processing error: {m}" for m in messages])
+
+
+# The reference RL scheduler's feedback for each malformed turn.
 BAD_TURNS = {
-    "no_tags": ("I think the answer is A.", protocol.feedback_text([], protocol.NO_TIMESTAMP_ERROR)),
+    "no_tags": ("I think the answer is A.", protocol.no_timestamp_text()),
     "broken_json": ("<think>x</think><tool_call>{\"name\": \"get_video_clip_frame\", </tool_call>",
-                    protocol.feedback_text([], protocol.BAD_JSON_ERROR)),
+                    protocol.no_timestamp_text()),
     "wrong_tool": ('<think>x</think><tool_call>{"name": "crop", "arguments": []}</tool_call>',
-                   protocol.feedback_text([], protocol.WRONG_TOOL_ERROR)),
-    "negative": (tool_call((-5, -1)), protocol.feedback_text([], protocol.NO_VALID_RANGE_ERROR)),
+                   protocol.no_timestamp_text()),
+    "negative": (tool_call((-5, -1)), _range_failure("Invalid timestamp: start=-5.0, end=-1.0")),
     "nan": ('<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
-            '[{"start_time": NaN, "end_time": 3}]}</tool_call>', protocol.feedback_text([], protocol.NO_VALID_RANGE_ERROR)),
-    "huge": (tool_call((1e300, 1e308)), protocol.feedback_text([], protocol.NO_VALID_RANGE_ERROR)),
-    "inverted": (tool_call((8, 2)), protocol.feedback_text([], protocol.NO_VALID_RANGE_ERROR)),
+            '[{"start_time": NaN, "end_time": 3}]}</tool_call>', _range_failure("Invalid timestamp: start=nan, end=3.0")),
+    "huge": (tool_call((1e300, 1e308)), _range_failure("nframes should in interval [2, 0], but got 0.")),
+    "inverted": (tool_call((8, 2)), _range_failure("Invalid timestamp: start=8.0, end=2.0")),
     "fifty_ranges": (tool_call(*[(i / 10, i / 10 + 1) for i in range(50)]), protocol.TOOL_SUCCESS_TEXT),
     "unclosed_tool_call": ('<think>x</think><tool_call>{"name": "get_video_clip_frame"',
-                           protocol.feedback_text([], protocol.NO_TIMESTAMP_ERROR)),
+                           protocol.no_timestamp_text()),
+    "single_object": ('<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
+                      '{"start_time": 1, "end_time": 3}}</tool_call>', protocol.no_timestamp_text()),
+    "empty_list": ('<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": []}</tool_call>',
+                   protocol.no_timestamp_text()),
 }
 
 
@@ -223,19 +235,88 @@ async def test_context_budget(model25, processor25, video):
     assert client.calls[1].sampling_params["max_tokens"] == gen2 - 3
 
 
-async def test_max_tokens_per_turn(model25, processor25, video):
+async def test_turn_cut_by_max_tokens_per_turn_ends_the_episode(model25, processor25, video):
+    """RL rules (ms-swift: finish_reason "length" finishes the trajectory): no feedback, no next turn."""
     client = scripted(processor25, ["<think>" + "x" * 400, answer("A")])
     batch = await rollout(model25, client, max_tokens_per_turn=16).generate([row(video)])
     nt = batch.non_tensor_batch
-    assert [c.sampling_params["max_tokens"] for c in client.calls][0] == 16
-    # The cut turn is closed with <|im_end|> (mask 0), gets the no-timestamp feedback, then the answer.
-    assert nt["termination"][0] == "answer"
+    assert [c.sampling_params["max_tokens"] for c in client.calls] == [16]
+    assert nt["termination"][0] == "turn_length" and not nt["answered"][0]
     _, response, mask = sample_ids(batch, 0)
-    assert mask[:16].all() and mask[16] == 0
-    assert response[16] == processor25.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    assert client.calls[1].prompt_text.endswith(
-        protocol.feedback_text([], protocol.NO_TIMESTAMP_ERROR) + "<|im_end|>\n<|im_start|>assistant\n"
-    )
+    assert len(response) == 16 and mask.tolist() == [1] * 16
+
+
+async def test_tool_call_and_answer_in_one_turn_ends_the_episode(model25, processor25, video):
+    """Reference: a turn with </answer> ends the episode even if it also calls the tool (no clip cut)."""
+    both = tool_call((4, 7)) + "<answer>B</answer>"
+    client = scripted(processor25, [both, answer("C")])
+    batch = await rollout(model25, client).generate([row(video)])
+    nt = batch.non_tensor_batch
+    assert len(client.calls) == 1 and nt["termination"][0] == "answer"
+    assert nt["n_clips"][0] == 0 and nt["n_tool_calls"][0] == 0
+    # RL: the final answer of a turn that also calls the tool does not count (the reward's rule).
+    assert not nt["answered"][0] and nt["final_answer"][0] is None
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        "I think the answer is A.",  # neither answer nor tool call
+        '<think>x</think><tool_call>{"name": "crop", "arguments": []}</tool_call>',  # wrong name
+        '<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": {"start_time": 1, "end_time": 3}}</tool_call>',
+    ],
+)
+async def test_eval_rules_malformed_turn_ends_the_loop(model25, processor25, video, turn):
+    """Eval rules (the reference's eval loop): no feedback turn; the final answer is the whole last text."""
+    client = scripted(processor25, [turn, answer("C")])
+    batch = await rollout(model25, client, loop_rules="eval").generate([row(video)])
+    nt = batch.non_tensor_batch
+    assert len(client.calls) == 1 and nt["termination"][0] == "malformed"
+    assert nt["final_answer"][0] == turn and not nt["answered"][0]
+
+
+async def test_eval_rules_no_clip_cap_and_close_tag_ends(model25, processor25, video):
+    turns = [tool_call((1, 2), (3, 4), (5, 6), (7, 8), (9, 10)), "<think>y</think>C</answer>"]
+    client = scripted(processor25, turns)
+    batch = await rollout(model25, client, loop_rules="eval").generate([row(video)])
+    nt = batch.non_tensor_batch
+    assert nt["n_clips"][0] == 5 and nt["termination"][0] == "answer"
+    assert len(assert_video_alignment(processor25, batch, 0)) == 1 + 5
+    # eval feedback: the clips then the success sentence, no newline between
+    assert client.calls[1].prompt_text.endswith("<|vision_end|>" + protocol.TOOL_SUCCESS_TEXT + "<|im_end|>\n<|im_start|>assistant\n")
+    # "</answer>" without an <answer> block ends the loop; the final answer is the whole text
+    assert nt["final_answer"][0] == turns[1]
+
+
+async def test_eval_rules_invalid_range_feedback(model25, processor25, video):
+    client = scripted(processor25, [tool_call((1, 3), (8, 2)), answer("C")])
+    batch = await rollout(model25, client, loop_rules="eval").generate([row(video)])
+    assert batch.non_tensor_batch["n_clips"][0] == 0
+    expected = "Video processing error: Invalid timestamp: start=8.0, end=2.0" + protocol.TOOL_FAILURE_TEXT
+    assert client.calls[1].prompt_text.endswith(expected + "<|im_end|>\n<|im_start|>assistant\n")
+
+
+async def test_generated_vision_token_ends_only_that_trajectory(model25, processor25, video):
+    """A generated <|image_pad|> is cut off and ends its trajectory; the other rollouts are unaffected."""
+    bad = "<think>look <|image_pad|> here</think><answer>A</answer>"
+
+    seen: dict[str, int] = {}
+
+    def turn_text(request):
+        seen.setdefault(request.request_id, len(seen))
+        return bad if seen[request.request_id] == 0 else answer("B")
+
+    client = ScriptedServerClient(processor25.tokenizer, turn_text)
+    batch = await rollout(model25, client).generate([row(video), row(video)])
+    nt = batch.non_tensor_batch
+    assert sorted(nt["termination"]) == ["answer", "vision_token"]
+    i = list(nt["termination"]).index("vision_token")
+    assert list(nt["turn_texts"][i]) == ["<think>look "]
+    _, response, mask = sample_ids(batch, i)
+    pad = processor25.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert pad not in response and mask.all()
+    for i in range(2):
+        assert_video_alignment(processor25, batch, i)
 
 
 async def test_group_shares_one_prompt_decode(model25, processor25, video):

@@ -85,6 +85,10 @@ def test_key_settings(job):
     assert rollout["enable_prefix_caching"] is True
     assert actor["optim"]["lr"] == 5e-6 and actor["optim"]["lr_warmup_steps_ratio"] == 0.05
     assert actor["use_kl_loss"] is True and actor["kl_loss_coef"] == 0.04 and actor["kl_loss_type"] == "low_var_kl"
+    # ms-swift 3.10.0 GRPO defaults of the reference run (loss_type grpo, epsilon 0.2, scale_rewards group)
+    assert actor["loss_agg_mode"] == "seq-mean-token-mean"
+    assert actor["clip_ratio"] == actor["clip_ratio_low"] == actor["clip_ratio_high"] == 0.2
+    assert job["algorithm"]["norm_adv_by_std_in_grpo"] is True and job["algorithm"]["use_kl_in_reward"] is False
     assert actor["freeze_vision_tower"] is True
     assert job["data"]["train_batch_size"] * rollout["n"] == 72  # 9 prompts x 8 per step (reference)
     assert actor["ppo_mini_batch_size"] == job["data"]["train_batch_size"]  # on-policy: one update per batch
@@ -164,7 +168,9 @@ def test_agent_loop_yaml_resolves_and_target_imports(monkeypatch):
     assert entry._target_ == "recipe.videotemp_o3.agent_loop.VideoTempAgentLoop"
     assert entry.clip_fps == protocol.CLIP_FPS and entry.clip_min_frames == protocol.CLIP_MIN_FRAMES
     assert entry.clip_max_frames == protocol.CLIP_MAX_FRAMES
-    assert entry.max_clips_per_call == protocol.MAX_CLIPS_PER_CALL
+    # the RL rules' cap (the reference's timestamps[:3]) unless set here
+    assert entry.loop_rules == "rl" and entry.max_clips_per_call is None
+    assert protocol.loop_rules(entry.loop_rules).max_clips_per_call == protocol.MAX_CLIPS_PER_CALL == 3
     assert entry.max_assistant_turns == protocol.MAX_ASSISTANT_TURNS
     assert entry.clip_caption is False and entry.frame_cache_gb == 8
     module_name, class_name = entry._target_.rsplit(".", 1)

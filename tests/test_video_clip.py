@@ -12,6 +12,8 @@ from video_helpers import TINY_PIXELS, decoded_indices, make_video
 from data_prep.synthetic_video import write_corrupt_video, write_empty_video
 from recipe.videotemp_o3.protocol import (
     BAD_JSON_ERROR,
+    EVAL_RULES,
+    NO_TIMESTAMP_ERROR,
     NO_VALID_RANGE_ERROR,
     TOOL_FAILURE_TEXT,
     TOOL_NAME,
@@ -48,7 +50,15 @@ def ranges_body(*ranges) -> str:
 
 
 def failure(error: str) -> str:
-    return f"{error} {TOOL_FAILURE_TEXT}"
+    return f"{error}{TOOL_FAILURE_TEXT}"
+
+
+def range_failure(*messages: str) -> str:
+    """The reference RL scheduler's text for failed ranges: Python's list text, then the sentence."""
+    return str([f"[Error] Video processing error: {m}" for m in messages]) + TOOL_FAILURE_TEXT
+
+
+NO_TIMESTAMP = failure(NO_TIMESTAMP_ERROR)
 
 
 # --------------------------------------------------------------------------- run_clip_call
@@ -82,30 +92,59 @@ def test_caption_names_the_absolute_ranges(video):
 
 
 @pytest.mark.parametrize(
-    "body,error",
+    "body,text",
     [
-        ("{not json", BAD_JSON_ERROR),
-        ('{"name": "crop", "arguments": [{"start_time": 1, "end_time": 2}]}', WRONG_TOOL_ERROR),
-        (ranges_body((5, 5)), NO_VALID_RANGE_ERROR),
-        (ranges_body((-1, 3)), NO_VALID_RANGE_ERROR),
-        (ranges_body((7, 2)), NO_VALID_RANGE_ERROR),
-        (ranges_body((25, 30)), NO_VALID_RANGE_ERROR),  # starts after the end of the 20 s video
-        ('{"name": "get_video_clip_frame", "arguments": []}', NO_VALID_RANGE_ERROR),
-        ('{"name": "get_video_clip_frame", "arguments": [{"start": 1, "end": 2}]}', NO_VALID_RANGE_ERROR),
-        ('{"name": "get_video_clip_frame", "arguments": 5}', NO_VALID_RANGE_ERROR),
+        ("{not json", NO_TIMESTAMP),
+        ('{"name": "crop", "arguments": [{"start_time": 1, "end_time": 2}]}', NO_TIMESTAMP),
+        (ranges_body((5, 5)), range_failure("Invalid timestamp: start=5.0, end=5.0")),
+        (ranges_body((-1, 3)), range_failure("Invalid timestamp: start=-1.0, end=3.0")),
+        (ranges_body((7, 2)), range_failure("Invalid timestamp: start=7.0, end=2.0")),
+        # starts after the end of the 20 s video: the reference's frame count fails
+        (ranges_body((25, 30)), range_failure("nframes should in interval [2, 0], but got 0.")),
+        ('{"name": "get_video_clip_frame", "arguments": []}', NO_TIMESTAMP),
+        ('{"name": "get_video_clip_frame", "arguments": [{"start": 1, "end": 2}]}', NO_TIMESTAMP),
+        ('{"name": "get_video_clip_frame", "arguments": 5}', NO_TIMESTAMP),
+        ('{"name": "get_video_clip_frame"}', NO_TIMESTAMP),  # no arguments key
+        ('{"name": "get_video_clip_frame", "arguments": {"start_time": 1, "end_time": 3}}', NO_TIMESTAMP),
+        ('{"name": "get_video_clip_frame", "arguments": "[{\\"start_time\\": 1, \\"end_time\\": 3}]"}', NO_TIMESTAMP),
     ],
 )
-def test_failures_give_the_failure_text(video, body, error):
+def test_failures_give_the_reference_failure_text(video, body, text):
     result = run_clip_call(video, call(body), SETTINGS)
     assert result.clips == [] and result.ranges == []
-    assert result.error == error
-    assert result.text == failure(error)
+    assert result.error is not None
+    assert result.text == text
 
 
-def test_entries_before_a_malformed_one_are_used(video):
+def test_any_invalid_range_fails_the_whole_call(video):
+    """Reference: one invalid range among valid ones gives its error and the failure sentence, no clip."""
+    result = run_clip_call(video, call(ranges_body((1, 3), (9, 4), (5, 8))), SETTINGS)
+    assert result.clips == [] and result.ranges == []
+    assert result.text == range_failure("Invalid timestamp: start=9.0, end=4.0")
+    both = run_clip_call(video, call(ranges_body((-2, 3), (9, 4))), SETTINGS)
+    assert both.text == range_failure("Invalid timestamp: start=-2.0, end=3.0", "Invalid timestamp: start=9.0, end=4.0")
+
+
+def test_only_the_first_three_ranges_are_looked_at(video):
+    """RL's timestamps[:3]: an invalid 4th range is ignored; eval rules (max_clips 0) look at all."""
+    body = call(ranges_body((1, 3), (4, 6), (7, 9), (9, 4)))
+    assert len(run_clip_call(video, body, SETTINGS).clips) == 3
+    settings = ClipSettings(**{**SETTINGS.__dict__, "max_clips": 0})
+    result = run_clip_call(video, body, settings, rules=EVAL_RULES)
+    assert result.clips == []
+    assert result.text == "Video processing error: Invalid timestamp: start=9.0, end=4.0" + TOOL_FAILURE_TEXT
+
+
+def test_eval_rules_empty_call_succeeds_without_clips(video):
+    result = run_clip_call(video, call('{"name": "get_video_clip_frame", "arguments": []}'), SETTINGS, rules=EVAL_RULES)
+    assert result.clips == [] and result.error is None and result.text == TOOL_SUCCESS_TEXT
+
+
+def test_a_malformed_entry_fails_the_whole_call(video):
+    """Reference RL: an unreadable entry after a good one makes the range reading fail (no clip)."""
     body = '{"name": "get_video_clip_frame", "arguments": [{"start_time": 1, "end_time": 3}, {"start_time": "x"}]}'
     result = run_clip_call(video, call(body), SETTINGS)
-    assert result.ranges == [ClipRange(1, 3)] and result.text == TOOL_SUCCESS_TEXT
+    assert result.ranges == [] and result.text == NO_TIMESTAMP
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "truncated"])
@@ -118,7 +157,8 @@ def test_unreadable_video_gives_failure_text(tmp_path, kind):
     for duration in (None, 10.0):
         result = run_clip_call(path, call(ranges_body((1, 2))), SETTINGS, duration=duration)
         assert result.clips == []
-        assert result.text == failure(VIDEO_UNREADABLE_ERROR)
+        assert result.text.startswith(f"['[Error] Video processing error: Error reading video file {path}")
+        assert result.text.endswith("']" + TOOL_FAILURE_TEXT)
 
 
 def test_shared_cache_hits_on_overlapping_calls(video):
@@ -160,7 +200,8 @@ def check_result_shape(text: str, clips) -> None:
             assert decoded_indices(frames) == meta["frames_indices"]
             assert all(0 <= i < 200 for i in meta["frames_indices"])
     else:
-        assert text.endswith(TOOL_FAILURE_TEXT) and text.startswith("[Error] ")
+        assert text.endswith(TOOL_FAILURE_TEXT)
+        assert text.startswith(("[Error] ", "['[Error] Video processing error: ", '["[Error] Video processing error: '))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -214,7 +255,7 @@ async def test_execute_failures(video):
     assert response.text == failure(VIDEO_UNREADABLE_ERROR) and response.video is None and metrics["failed"]
     instance, _ = await tool.create(create_kwargs={"video": {"video": str(video)}})  # a dataset video dict
     response, _, _ = await tool.execute(instance, {"arguments": [{"start_time": 9, "end_time": 3}]})
-    assert response.text == failure(NO_VALID_RANGE_ERROR)
+    assert response.text == range_failure("Invalid timestamp: start=9.0, end=3.0")
     response, _, _ = await tool.execute(instance, {"arguments": [{"start_time": 1, "end_time": 3}]})
     assert response.text == TOOL_SUCCESS_TEXT
 

@@ -27,13 +27,18 @@ from recipe.videotemp_o3.protocol import (
     CLIP_MAX_FRAMES,
     CLIP_MIN_FRAMES,
     MAX_CLIPS_PER_CALL,
-    NO_VALID_RANGE_ERROR,
+    NO_TIMESTAMP_ERROR,
+    RL_RULES,
     TOOL_NAME,
+    TOOL_SUCCESS_TEXT,
     TRAIN_PIXELS,
     VIDEO_UNREADABLE_ERROR,
     ClipRange,
+    LoopRules,
     ToolCall,
+    failure_text,
     feedback_text,
+    no_timestamp_text,
     parse_tool_call,
     validate_ranges,
 )
@@ -52,7 +57,7 @@ class ClipSettings:
     max_frames: int = CLIP_MAX_FRAMES
     min_pixels: int = TRAIN_PIXELS
     max_pixels: int = TRAIN_PIXELS
-    max_clips: int = MAX_CLIPS_PER_CALL
+    max_clips: int = MAX_CLIPS_PER_CALL  # ranges looked at per call (0: all, as the reference's eval loop)
     image_factor: int = 28
     caption: bool = False  # one line giving each clip's absolute range (off in the reference)
     timeout_s: float = 60.0
@@ -82,51 +87,64 @@ class ClipResult:
         return self.error is None and bool(self.clips)
 
 
-def _failure(error: str) -> ClipResult:
-    return ClipResult([], [], feedback_text([], error=error), error)
+def _failure(error: str, text: str | None = None) -> ClipResult:
+    """A failed call: no clip, ``text`` (default: ``error`` and the failure sentence) as feedback."""
+    return ClipResult([], [], text if text is not None else feedback_text([], error=error), error)
+
+
+def _range_failure(messages: list[str], rules: LoopRules) -> ClipResult:
+    errors = [rules.error_prefix + message for message in messages]
+    return _failure("; ".join(errors), failure_text(errors, rules))
 
 
 def run_clip_call(video_path: str | os.PathLike, call: ToolCall, settings: ClipSettings, *,
-                  duration: float | None = None, cache: FrameCache | None = None) -> ClipResult:
-    """Execute one parsed tool call against ``video_path``. Never raises.
+                  duration: float | None = None, cache: FrameCache | None = None,
+                  rules: LoopRules = RL_RULES) -> ClipResult:
+    """Execute one parsed tool call against ``video_path`` with the reference's rules. Never raises.
 
-    Bad JSON or a wrong tool name fail the call (``call.error``). Ranges are validated and clamped
-    by ``protocol.validate_ranges`` (``duration``: the video's duration when already known, else it
-    is probed); entries read before a malformed entry are still used. No valid range, or a video that
-    cannot be read, gives no clips and the failure text.
+    A call that does not read (bad JSON, wrong name, a missing or unreadable ``arguments`` or entry)
+    or that asks for no range fails with "[Error] No valid timestamp found ..." (RL); under
+    ``rules.empty_call_succeeds`` (eval) an empty range list gives the success text and no clip.
+    The first ``settings.max_clips`` ranges (0: all) are validated and clamped by
+    ``protocol.validate_ranges`` (``duration``: the video's when already known, else probed); **if any
+    of them fails, the whole call fails**: each failed range's error and the failure sentence, no clip.
     """
     try:
-        if not (call.valid_json and call.name_ok):
-            return _failure(call.error or NO_VALID_RANGE_ERROR)
-        if not call.ranges:
-            return _failure(call.error or NO_VALID_RANGE_ERROR)
+        if not call.well_formed:
+            return _failure(NO_TIMESTAMP_ERROR, no_timestamp_text())
+        ranges = list(call.ranges[: settings.max_clips] if settings.max_clips > 0 else call.ranges)
+        if not ranges:
+            if rules.empty_call_succeeds:
+                return ClipResult([], [], TOOL_SUCCESS_TEXT, None)
+            return _failure(NO_TIMESTAMP_ERROR, no_timestamp_text())
         if duration is None:
             duration = probe(video_path, timeout_s=settings.timeout_s).duration
-        check = validate_ranges(call.ranges, duration, settings.max_clips)
-        if not check.clips:
-            return _failure(NO_VALID_RANGE_ERROR)
-        clips = [
-            sample_clip(
-                video_path, clip.start, clip.end, fps=settings.fps, min_frames=settings.min_frames,
-                max_frames=settings.max_frames, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
-                image_factor=settings.image_factor, cache=cache, timeout_s=settings.timeout_s,
-            )
-            for clip in check.clips
-        ]
+        check = validate_ranges(ranges, duration, None)
+        if check.errors:
+            return _range_failure(check.errors, rules)
+        clips = []
+        for clip in check.clips:
+            try:
+                clips.append(sample_clip(
+                    video_path, clip.start, clip.end, fps=settings.fps, min_frames=settings.min_frames,
+                    max_frames=settings.max_frames, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
+                    image_factor=settings.image_factor, cache=cache, timeout_s=settings.timeout_s,
+                ))
+            except ValueError:  # a range that is empty in the real video (``duration`` was too long)
+                return _range_failure(["nframes should in interval [2, 0], but got 0."], rules)
         return ClipResult(clips, check.clips, feedback_text(check.clips, caption=settings.caption), None)
-    except VideoError:
-        return _failure(VIDEO_UNREADABLE_ERROR)
-    except ValueError:  # a range that is empty in the real video (``duration`` was too long)
-        return _failure(NO_VALID_RANGE_ERROR)
-    except Exception:  # never let a decoder surprise end the rollout
-        return _failure(VIDEO_UNREADABLE_ERROR)
+    except Exception as exc:  # VideoError or a decoder surprise: never let it end the rollout
+        reason = str(exc) or type(exc).__name__
+        return _range_failure([f"Error reading video file {os.fspath(video_path)}: {reason}"], rules)
 
 
 def tool_call_from_parameters(parameters: Any) -> ToolCall:
-    """Read tool parameters in any shape the model or a parser may hand over, with the one parser.
+    """Read tool parameters in any shape verl's tool API may hand over, with the one parser.
 
-    Accepts ``{"arguments": [...]}`` (also a JSON string), the list of ranges itself, a single
-    ``{"start_time", "end_time"}`` object, or a full ``{"name": ..., "arguments": ...}`` call.
+    Accepts ``{"arguments": [...]}`` (the list also as a JSON string or a single object), the list of
+    ranges itself, a single ``{"start_time", "end_time"}`` object, or a full ``{"name": ...,
+    "arguments": ...}`` call. (This adapter is for verl's tool-calling loops; the agent loop reads the
+    model's text with the reference's stricter rules, where a single object fails.)
     """
     if isinstance(parameters, str):
         try:
@@ -134,11 +152,21 @@ def tool_call_from_parameters(parameters: Any) -> ToolCall:
         except (ValueError, RecursionError):
             return parse_tool_call(parameters)  # gives the bad-JSON error
     if isinstance(parameters, dict) and "name" in parameters:
-        body: Any = parameters
+        body: Any = dict(parameters)
     elif isinstance(parameters, dict) and "arguments" in parameters:
         body = {"name": TOOL_NAME, "arguments": parameters["arguments"]}
     else:
         body = {"name": TOOL_NAME, "arguments": parameters}
+    args = body.get("arguments")
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except (ValueError, RecursionError):
+            pass
+    if isinstance(args, dict):
+        args = [args]
+    if "arguments" in body:
+        body["arguments"] = args
     try:
         text = json.dumps(body, default=str)
     except (TypeError, ValueError, RecursionError):

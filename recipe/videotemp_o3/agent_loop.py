@@ -85,6 +85,9 @@ class Termination(str, Enum):
     RESPONSE_BUDGET = "response_budget"  # rollout.response_length reached
     CONTEXT_BUDGET = "context_budget"  # rollout.max_model_len reached
     ABORTED = "aborted"  # the server aborted the request
+    TURN_LENGTH = "turn_length"  # RL rules: a turn cut by its token cap ends the episode (ms-swift finish_reason "length")
+    MALFORMED = "malformed"  # eval rules: an unreadable tool call, or a turn with neither answer nor tool call
+    VISION_TOKEN = "vision_token"  # the model generated a vision special token; the turn is cut before it
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +279,11 @@ class VideoTempAgentLoop(AgentLoopBase):
 
     Extra keyword arguments (the ``agent_loop.yaml`` entry):
         clip_fps, clip_min_frames, clip_max_frames: clip sampling (protocol defaults 2.0, 4, 64).
-        max_clips_per_call: clips cut per tool call; extra ranges are ignored (3).
+        loop_rules: ``"rl"`` (the reference's RL scheduler, default) or ``"eval"`` (its eval loop: no clip
+            cap, an unreadable tool call or a turn with neither answer nor tool call ends the loop,
+            ``</answer>`` anywhere ends it); see ``protocol.LoopRules``.
+        max_clips_per_call: ranges looked at per tool call, extra ones ignored (None: the rules' cap,
+            3 for RL, none for eval; 0: no cap).
         max_assistant_turns: assistant turns per trajectory (3).
         clip_caption: prepend a line giving each clip's absolute range to the feedback (False).
         frame_cache_gb: byte budget of the process-wide decoded-frame cache (8).
@@ -293,7 +300,8 @@ class VideoTempAgentLoop(AgentLoopBase):
         clip_fps: float = protocol.CLIP_FPS,
         clip_min_frames: int = protocol.CLIP_MIN_FRAMES,
         clip_max_frames: int = protocol.CLIP_MAX_FRAMES,
-        max_clips_per_call: int = protocol.MAX_CLIPS_PER_CALL,
+        loop_rules: str = "rl",
+        max_clips_per_call: int | None = None,
         max_assistant_turns: int = protocol.MAX_ASSISTANT_TURNS,
         clip_caption: bool = False,
         frame_cache_gb: float = 8.0,
@@ -311,6 +319,9 @@ class VideoTempAgentLoop(AgentLoopBase):
         self.clip_fps = float(clip_fps)
         self.clip_min_frames = int(clip_min_frames)
         self.clip_max_frames = int(clip_max_frames)
+        self.rules = protocol.loop_rules(loop_rules)
+        if max_clips_per_call is None:
+            max_clips_per_call = self.rules.max_clips_per_call or 0
         self.max_clips_per_call = int(max_clips_per_call)
         self.max_assistant_turns = int(max_assistant_turns)
         self.clip_caption = bool(clip_caption)
@@ -331,6 +342,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         install_rope_time_fix(self.processor)
         self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.end_ids = {t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None}
+        self.vision_ids = vision_token_ids(self.tokenizer)
 
     # ---------------------------------------------------------------- run
 
@@ -441,6 +453,12 @@ class VideoTempAgentLoop(AgentLoopBase):
             traj.server_extra["max_global_steps"] = output.extra_fields["max_global_steps"]
 
         token_ids = list(output.token_ids)[:max_tokens]  # a server must not overrun the budget
+        hit_cap = len(token_ids) >= max_tokens and not (token_ids and token_ids[-1] in self.end_ids)
+        vision_at = next((i for i, t in enumerate(token_ids) if t in self.vision_ids), None)
+        if vision_at is not None:
+            # A vision special token in generated text would make the processor expect one more image or
+            # video than the trajectory has, and fail the whole batch: cut the turn before it and end here.
+            token_ids = token_ids[:vision_at]
         logprobs = list(output.log_probs)[: len(token_ids)] if output.log_probs else None
         if logprobs is not None and len(logprobs) != len(token_ids):
             raise ValueError(f"server returned {len(logprobs)} log-probs for {len(token_ids)} tokens")
@@ -469,8 +487,14 @@ class VideoTempAgentLoop(AgentLoopBase):
 
         if output.stop_reason == "aborted":
             return self._terminate(traj, Termination.ABORTED)
-        if turn.kind == "answer":
+        if vision_at is not None:
+            return self._terminate(traj, Termination.VISION_TOKEN)
+        if protocol.ends_episode(text, self.rules):  # even when the turn also calls the tool (reference)
             return self._terminate(traj, Termination.ANSWER)
+        if self.rules.malformed_ends_loop and (turn.tool_call is None or not turn.tool_call.well_formed):
+            return self._terminate(traj, Termination.MALFORMED)
+        if self.rules.length_ends_episode and hit_cap and self.max_tokens_per_turn is not None and max_tokens >= self.max_tokens_per_turn:
+            return self._terminate(traj, Termination.TURN_LENGTH)
         if len(traj.response_mask) >= self.response_length:
             return self._terminate(traj, Termination.RESPONSE_BUDGET)
         if self.max_model_len is not None and len(traj.token_ids) >= self.max_model_len:
@@ -490,9 +514,13 @@ class VideoTempAgentLoop(AgentLoopBase):
             traj.tool_ranges.append([[float(s), float(e)] for s, e in turn.tool_call.ranges])
             traj.clip_errors.append(result.error)
         else:
-            text = protocol.feedback_text([], protocol.NO_TIMESTAMP_ERROR)
+            text = protocol.no_timestamp_text()
 
-        content: list[dict[str, Any]] = [{"type": "video", "video": clip} for clip in clips]
+        content: list[dict[str, Any]] = []
+        for clip in clips:  # RL: "<video>\n" per clip, as the reference's feedback text; eval: none
+            content.append({"type": "video", "video": clip})
+            if self.rules.newline_after_clip:
+                content.append({"type": "text", "text": "\n"})
         content.append({"type": "text", "text": text})
         feedback = {"role": "user", "content": content}
 
@@ -561,7 +589,8 @@ class VideoTempAgentLoop(AgentLoopBase):
         before = _cache_counts(cache)
         t0 = time.perf_counter()
         result = await asyncio.get_running_loop().run_in_executor(
-            _EXECUTOR, lambda: cut_clips(traj.video_path, call, settings, duration=traj.duration, cache=cache)
+            _EXECUTOR,
+            lambda: cut_clips(traj.video_path, call, settings, duration=traj.duration, cache=cache, rules=self.rules),
         )
         traj.clip_seconds += time.perf_counter() - t0
         after = _cache_counts(cache)
@@ -576,6 +605,24 @@ class VideoTempAgentLoop(AgentLoopBase):
         while end > 0 and token_ids[end - 1] in self.end_ids:
             end -= 1
         return self.tokenizer.decode(token_ids[:end], skip_special_tokens=False)
+
+    def _final_answer(self, traj: Trajectory) -> tuple[bool, str | None]:
+        """Whether the last turn answered, and the final answer the rules read.
+
+        RL: the first ``<answer>`` of a last turn that holds no tool call (the reward's rule). Eval:
+        the first ``<answer>`` of the last turn, else that whole turn (the reference's eval loop); None
+        when the episode ended on a tool call at the turn limit (the reference drops such a sample).
+        """
+        turn = traj.last_turn
+        if turn is None or not traj.turn_texts:
+            return False, None
+        answered = traj.termination == Termination.ANSWER and turn.answer is not None
+        if not self.rules.stop_on_close_tag:
+            answered = answered and turn.kind != "tool_call"
+            return answered, turn.answer if answered else None
+        if traj.termination == Termination.MAX_TURNS and turn.kind == "tool_call":
+            return False, None
+        return answered, turn.answer if turn.answer is not None else traj.turn_texts[-1]
 
     @staticmethod
     def _terminate(traj: Trajectory, reason: Termination) -> AgentState:
@@ -595,8 +642,7 @@ class VideoTempAgentLoop(AgentLoopBase):
         n_resp = len(traj.response_mask)
         prompt_ids = traj.token_ids[: len(traj.token_ids) - n_resp]
         response_ids = traj.token_ids[len(prompt_ids) :]
-        answered = traj.termination == Termination.ANSWER
-        final_answer = traj.last_turn.answer if answered and traj.last_turn is not None else None
+        answered, final_answer = self._final_answer(traj)
         extra: dict[str, Any] = dict(traj.server_extra)
         extra.update(
             turn_texts=list(traj.turn_texts),
@@ -638,7 +684,8 @@ _PATH_LOCKS: dict[str, threading.Lock] = {}
 _PATH_LOCKS_GUARD = threading.Lock()
 
 
-def cut_clips(video_path: str, call: protocol.ToolCall, settings: Any, *, duration: float | None, cache: Any):
+def cut_clips(video_path: str, call: protocol.ToolCall, settings: Any, *, duration: float | None, cache: Any,
+              rules: protocol.LoopRules = protocol.RL_RULES):
     """``tools.video_clip.run_clip_call``, one call per video at a time in this process.
 
     The rollouts of a group ask for overlapping ranges of the same video at about the same moment;
@@ -651,7 +698,17 @@ def cut_clips(video_path: str, call: protocol.ToolCall, settings: Any, *, durati
     with _PATH_LOCKS_GUARD:
         lock = _PATH_LOCKS.setdefault(video_path, threading.Lock())
     with lock:
-        return run_clip_call(video_path, call, settings, duration=duration, cache=cache)
+        return run_clip_call(video_path, call, settings, duration=duration, cache=cache, rules=rules)
+
+
+# Qwen-VL's vision special tokens: generated, any of them breaks the processor's placeholder count.
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def vision_token_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's vision special tokens (those it has)."""
+    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
+    return {vocab[token] for token in VISION_TOKENS if token in vocab}
 
 
 def _rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from verl.utils.tokenizer import build_multimodal_processor_inputs, get_processor_token_id
 from verl.workers.rollout.replica import TokenOutput
+from verl.workers.rollout.utils import get_vision_placeholder_token_ids
 
 
 class _StopOnStrings(StoppingCriteria):
@@ -120,6 +121,9 @@ class HFServerClient:
         self.seed = seed
         self.video_token_id = get_processor_token_id(processor, "video")
         self.image_token_id = get_processor_token_id(processor, "image")
+        # Never sample an image/video placeholder (nothing stands behind it), as verl's vLLM server bans
+        # them. The log-probs stay those of the unmasked logits: the quantity the actor recomputes.
+        self.banned_token_ids = get_vision_placeholder_token_ids(processor)
         self._lock = threading.Lock()
         self._requests = 0
         self.force = force
@@ -186,6 +190,8 @@ class HFServerClient:
                 return_dict_in_generate=True,
                 repetition_penalty=float(params.get("repetition_penalty", 1.0) or 1.0),
             )
+            if self.banned_token_ids:
+                gen_kwargs["suppress_tokens"] = list(self.banned_token_ids)
             if temperature > 0:
                 top_k = int(params.get("top_k", -1) or -1)
                 gen_kwargs.update(
