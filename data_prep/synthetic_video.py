@@ -199,7 +199,7 @@ def write_index_video(
             stream.time_base = time_base
             stream.codec_context.time_base = time_base
             if rotate:
-                stream.metadata["rotate"] = str(rotate)
+                stream.set_display_rotation(rotate)  # display matrix; read back as ``frame.rotation``
             options: dict[str, str] = {}
             if keyint is not None:
                 stream.codec_context.gop_size = keyint
