@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import socket
 from pathlib import Path
 from typing import Callable
@@ -68,9 +69,13 @@ def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
         match = _TEMP_RE.match(name)
         if match is None or match["host"] != _HOST or _alive(int(match["pid"])):
             continue
+        target = os.path.join(directory, name)
         try:
-            os.unlink(os.path.join(directory, name))
-            removed.append(Path(directory) / name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)  # a folder being filled (e.g. frames of the clip tool)
+            else:
+                os.unlink(target)
+            removed.append(Path(target))
         except OSError:
             pass
     return removed
