@@ -429,6 +429,8 @@ def format_options(options: Any) -> tuple[list[str], list[str]]:
     if isinstance(options, dict):
         items = [(str(k).strip(), str(v).strip()) for k, v in options.items()]
     elif isinstance(options, (list, tuple)):
+        if len(options) > len(LETTERS):
+            raise RowError(f"{len(options)} options; at most {len(LETTERS)} (A-Z) can be lettered")
         items = []
         for i, option in enumerate(options):
             text = str(option).strip()
