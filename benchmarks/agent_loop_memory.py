@@ -20,6 +20,12 @@ Also measured: one decode-floor call per range (``ffmpeg -ss S -to E -i in.mp4 -
 
     python benchmarks/agent_loop_memory.py            # 10-minute 1280x720 video (generated if absent)
     python benchmarks/agent_loop_memory.py --quick    # 90-second 640x360 video, 4 rollouts
+
+verl's default decode needs several GB per rollout on a long HD video (qwen-vl-utils decodes every
+prompt frame at full resolution and converts it to float): 8 concurrent rollouts of the default
+10-minute 720p video need ~50 GB and would be killed. The ``verl`` variant therefore runs with the
+rollouts that fit in ``--mem-fraction`` of the available memory (estimated from the video before it
+starts, see :func:`verl_rollout_estimate_mb`), says so, and compares per rollout.
 """
 
 from __future__ import annotations
@@ -39,6 +45,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PIXELS = 50_176
 MAX_FRAMES = 512
+# Peak bytes of verl's default prompt decode per full-resolution RGB byte of the sampled frames:
+# decord's uint8 batch, its torch copy and the float32 resize input/output. Measured 5.7 on a
+# 10-minute 1280x720 video (8.0 GB for 512 frames) and 6.8 on a 90-second 640x360 one (806 MB for
+# 180 frames); 7 keeps the estimate on the safe side.
+VERL_BYTES_PER_FRAME_BYTE = 7.0
+
+
+def available_mb() -> float:
+    """``MemAvailable`` of /proc/meminfo in MB (the memory this machine can give without swapping)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("MemAvailable not in /proc/meminfo")
+
+
+def verl_rollout_estimate_mb(video: str) -> float:
+    """Estimated extra peak (MB) of one rollout on verl's default decode path for ``video``."""
+    from tools.video_io import main_video_indices, probe
+
+    info = probe(video)
+    frames = len(main_video_indices(info.num_frames, info.fps, max_frames=MAX_FRAMES))
+    return VERL_BYTES_PER_FRAME_BYTE * frames * info.width * info.height * 3 / 2**20
 
 
 def _status_kb(field: str) -> int:
@@ -174,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moment", type=float, default=None,
                         help="time (s) the tool calls are centred on (default: 60%% of the video)")
     parser.add_argument("--variants", default="single,shared,verl", help="comma-separated variants to run")
+    parser.add_argument("--mem-fraction", type=float, default=0.5, help="share of the available memory the verl "
+                        "variant may use; it runs with the rollouts that fit (default 0.5)")
+    parser.add_argument("--mem-budget-mb", type=float, default=None, help="memory (MB) the verl variant may use "
+                        "(default: --mem-fraction of MemAvailable)")
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = parser.parse_args(argv)
 
@@ -193,14 +225,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating {video} ...", flush=True)
         make_video(video, seconds, width, height)
     results = {}
+    counts = {"single": 1, "shared": rollouts, "verl": rollouts}
+    if "verl" in args.variants.split(","):
+        budget = args.mem_budget_mb if args.mem_budget_mb is not None else args.mem_fraction * available_mb()
+        per_rollout = verl_rollout_estimate_mb(str(video))
+        counts["verl"] = min(rollouts, int(budget // per_rollout))
+        if counts["verl"] < rollouts:
+            print(f"   verl: default decode needs ~{per_rollout:.0f} MB per rollout on this video; {rollouts} rollouts "
+                  f"(~{per_rollout * rollouts / 1024:.1f} GB) exceed the {budget / 1024:.1f} GB allowed, so it runs "
+                  f"{counts['verl']} rollout(s) and is compared per rollout", flush=True)
     for variant in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--variant", variant, "--video", str(video), "--rollouts", str(rollouts)]
+        if counts.get(variant, rollouts) < 1:
+            print(f"{variant:>7}: skipped, not even one rollout fits in the memory allowed (see --mem-budget-mb)")
+            continue
+        cmd = [sys.executable, __file__, "--variant", variant, "--video", str(video),
+               "--rollouts", str(counts.get(variant, rollouts))]
         if args.moment is not None:
             cmd += ["--moment", str(args.moment)]
         if args.quick:
             cmd.append("--quick")
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        results[variant] = json.loads(out)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            why = "killed by the kernel (out of memory?)" if done.returncode in (-9, 137) else f"exit {done.returncode}"
+            print(f"{variant:>7}: failed, {why}; {done.stderr.strip().splitlines()[-1:] or ''}", flush=True)
+            continue
+        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
         r = results[variant]
         print(f"{variant:>7}: rollouts={r['rollouts']} wall={r['wall_s']:.1f}s extra_peak={r['extra_peak_mb']:.0f} MB "
               f"prompt_decodes={r['prompt_decodes']} clip_calls={r['clip_calls']} clip_busy={r['clip_busy_s']:.2f}s "
@@ -218,8 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory: group of {rollouts} shared / single rollout extra peak = "
               f"{results['shared']['extra_peak_mb'] / max(results['single']['extra_peak_mb'], 1e-6):.2f}x (goal <= 1.5x)")
     if "shared" in results and "verl" in results:
-        print(f"memory: shared / verl default = {results['shared']['extra_peak_mb'] / max(results['verl']['extra_peak_mb'], 1e-6):.2f}x; "
-              f"wall: shared / verl = {results['shared']['wall_s'] / results['verl']['wall_s']:.2f}x")
+        shared, verl = results["shared"], results["verl"]
+        if verl["rollouts"] == shared["rollouts"]:
+            print(f"memory: shared / verl default = {shared['extra_peak_mb'] / max(verl['extra_peak_mb'], 1e-6):.2f}x; "
+                  f"wall: shared / verl = {shared['wall_s'] / verl['wall_s']:.2f}x")
+        else:  # verl's default path decodes once per rollout: its peak grows with the rollouts
+            per = verl["extra_peak_mb"] / verl["rollouts"]
+            print(f"memory: verl default measured at {verl['rollouts']} of {shared['rollouts']} rollouts: {per:.0f} MB per "
+                  f"rollout, ~{per * shared['rollouts']:.0f} MB for {shared['rollouts']} (extrapolated); shared / verl "
+                  f"default per rollout = {(shared['extra_peak_mb'] / shared['rollouts']) / max(per, 1e-6):.2f}x")
     if "shared" in results:
         per_call = results["shared"]["clip_busy_s"] / results["shared"]["clip_calls"]
         print(f"  clip: amortized (clip wall time / calls) {per_call:.3f}s per call = {per_call / floor:.2f}x one decode-floor call (goal <= 0.3x)")

@@ -108,14 +108,14 @@ def _rl_rows(video: SyntheticVideo, rng: random.Random) -> tuple[dict, dict]:
     first = video.events[0]
     options, letter = _options(rng, first["color"])
     qa = {
-        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+        "messages": [{"role": "system", "content": SYSTEM_PROMPT},
                      {"role": "user", "content": VIDEO_PLACEHOLDER + _question_with_options(QA_QUESTION, options)}],
         "videos": [video.path], "data_type": "qa",
         "timestamp": [[first["start"], first["end"]]], "solution": f"<answer>{letter}</answer>",
     }
     sentence = f"a {first['color']} square appears."
     grounding = {
-        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+        "messages": [{"role": "system", "content": SYSTEM_PROMPT},
                      {"role": "user", "content": VIDEO_PLACEHOLDER + GROUNDING_PROMPT.format(query=sentence)}],
         "videos": [video.path], "data_type": "grounding",
         "timestamp": [[first["start"], first["end"]]],

@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -344,7 +343,12 @@ def build_tiny_model(out_dir: str | os.PathLike, family: Family = "qwen2_5_vl", 
         suppress_tokens=suppressed,
     )
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    from tools.files import remove_stale_temps, temp_path_next_to
+
+    remove_stale_temps(out.parent)  # folders left by a killed run
+    tmp = temp_path_next_to(out)  # a hidden name of this process, then a folder under it
+    tmp.unlink()
+    tmp.mkdir()
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)  # also writes the tokenizer files and chat_template.jinja

@@ -7,12 +7,17 @@ Input rows, in either of two schemas (several files may be given; they are conca
     {"messages": [{"role": "system", ...}, {"role": "user", "content": "<video>Question ... A. ... B. ..."}],
      "videos": ["videos/x.mp4"], "data_type": "qa", "timestamp": [[12.0, 30.5]], "solution": "<answer>B</answer>"}
 
-  (the reference system prompt is replaced by the protocol module's).
+  The row's own system prompt is kept (``--replace-system-prompt`` puts the protocol module's in its
+  place); ``solution`` is required for qa rows only (a grounding row's target is its ``timestamp``).
 * plain::
 
     {"video": "videos/x.mp4", "question": "...", "options": ["...", "..."], "answer": "B",
      "timestamps": [[12.0, 30.5]], "data_type": "qa"}
 
+  (the system prompt is the protocol module's).
+
+Evidence that ends past the probed duration by at most ``DURATION_TOLERANCE_S`` (annotation rounding)
+is clamped to the duration and counted in the summary; further out the row is rejected.
 Output (``OUT/train.parquet``, ``OUT/val.parquet`` with ``--val-fraction``, ``OUT/rejects.jsonl``):
 ``data_source``, ``agent_name``, ``prompt`` (system + user with ``<video>``), ``videos`` (one fixed key
 set: video, fps, max_frames, min_pixels, max_pixels), ``ability``, ``reward_model.ground_truth``
@@ -39,7 +44,9 @@ from typing import Any, Sequence
 
 from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
+    DURATION_TOLERANCE_S,
     LETTERS,
+    Fixes,
     MediaInfo,
     ProbeCache,
     Result,
@@ -47,7 +54,8 @@ from data_prep.common import (
     add_common_arguments,
     answer_letter,
     answer_text,
-    check_input_files,
+    check_arguments,
+    interrupted,
     check_letter,
     check_segments,
     clamp_segments,
@@ -71,7 +79,8 @@ from recipe.videotemp_o3.protocol import (
     TRAIN_PIXELS,
     VIDEO_FPS,
     VIDEO_PLACEHOLDER,
-    build_prompt_messages,
+    SYSTEM_PROMPT,
+    user_prompt,
 )
 
 AGENT_NAME = "videotemp_agent"
@@ -103,6 +112,7 @@ class ParsedRow:
     data_type: str
     answer: str  # qa: the letter; grounding: the answer text
     timestamps: list[tuple[float, float]]
+    system: str | None = None  # the row's own system prompt, if it has one
 
 
 def _schema() -> Any:
@@ -135,6 +145,24 @@ def _data_type(row: dict[str, Any]) -> str:
     return data_type
 
 
+def own_system_prompt(messages: Any) -> str | None:
+    """The text of a row's leading system message, or None when it has none (or an empty one)."""
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+        content = messages[0].get("content")
+        if not isinstance(content, str):
+            raise RowError("the system message content must be a string")
+        return content if content.strip() else None
+    return None
+
+
+def strip_instructions(question: str, system: str | None) -> str:
+    """The question without a copy of the system prompt's instructions (some exports prepend them to the user turn)."""
+    for text in {SYSTEM_PROMPT, system or ""}:
+        if text.strip() and text.strip() in question:
+            question = question.replace(text.strip(), "").strip()
+    return question
+
+
 def _user_content(messages: Any) -> str:
     if not isinstance(messages, list):
         raise RowError("messages must be a list")
@@ -157,18 +185,25 @@ def parse_reference_row(row: dict[str, Any], video_root: str | None) -> tuple[st
     if placeholders != 1 or len(videos) != 1:
         raise RowError(f"mismatched <video> count: {placeholders} placeholder(s) in the user turn, "
                        f"{len(videos)} video(s); expected 1 and 1")
-    question = content.replace(VIDEO_PLACEHOLDER, "").strip()
+    question = strip_instructions(content.replace(VIDEO_PLACEHOLDER, "").strip(), own_system_prompt(row["messages"]))
     if not question:
         raise RowError("the user turn has no question text")
     video = resolve_path(media_path(videos[0]), video_root)
     timestamps = row.get("timestamp", row.get("timestamps"))
-    return video, question, _data_type(row), require(row, "solution"), timestamps, option_letters_in_text(question)
+    data_type = _data_type(row)
+    solution = require(row, "solution") if data_type == "qa" else row.get("solution")  # grounding: the timestamp
+    if solution is not None and not isinstance(solution, (str, int, float)):
+        raise RowError(f"solution must be a string, got {type(solution).__name__}")
+    return video, question, data_type, solution, timestamps, option_letters_in_text(question)
 
 
 def parse_plain_row(row: dict[str, Any], video_root: str | None) -> tuple[str, str, str, Any, Any, list[str]]:
     """Plain schema -> (video, question, data_type, raw answer, raw timestamps, option letters)."""
     video = resolve_path(media_path(require(row, "video")), video_root)
-    question = str(require(row, "question")).strip()
+    question = require(row, "question")
+    if not isinstance(question, str):
+        raise RowError(f"question must be a string, got {type(question).__name__}")
+    question = strip_instructions(question.strip(), None)
     data_type = _data_type(row)
     letters: list[str] = []
     if data_type == "qa":
@@ -191,8 +226,10 @@ def parse_plain_row(row: dict[str, Any], video_root: str | None) -> tuple[str, s
 
 def parse_row(row: dict[str, Any], source: str, video_root: str | None) -> ParsedRow:
     """Read one input row (either schema); :class:`RowError` says what is wrong."""
+    system = None
     if "messages" in row:
         video, question, data_type, raw_answer, raw_ts, letters = parse_reference_row(row, video_root)
+        system = own_system_prompt(row["messages"])
     elif "question" in row:
         video, question, data_type, raw_answer, raw_ts, letters = parse_plain_row(row, video_root)
     else:
@@ -209,7 +246,7 @@ def parse_row(row: dict[str, Any], source: str, video_root: str | None) -> Parse
         raise RowError("missing field 'timestamp' (the evidence / target segments)")
     if data_type == "grounding" and not answer:
         answer = ", ".join(f"[{s:g}, {e:g}]" for s, e in timestamps)
-    return ParsedRow(source, video, question, data_type, answer, timestamps)
+    return ParsedRow(source, video, question, data_type, answer, timestamps, system)
 
 
 def _answer_segment(text: str) -> list[tuple[float, float]]:
@@ -219,16 +256,20 @@ def _answer_segment(text: str) -> list[tuple[float, float]]:
     return segments
 
 
-def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSettings, data_source: str) -> dict[str, Any]:
-    """The parquet row for one checked input row."""
-    check_segments(parsed.timestamps, info.duration)
+def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSettings, data_source: str,
+              fixes: Fixes | None = None, replace_system_prompt: bool = False) -> dict[str, Any]:
+    """The parquet row for one checked input row (evidence ends past the duration are clamped and counted)."""
+    clamped = check_segments(parsed.timestamps, info.duration)
+    if fixes is not None:
+        fixes.add(f"evidence end past the video by <= {DURATION_TOLERANCE_S:g} s, clamped to its duration", clamped)
+    system = SYSTEM_PROMPT if replace_system_prompt or parsed.system is None else parsed.system
     duration = round(info.duration, 3)
     ground_truth = {"data_type": parsed.data_type, "answer": parsed.answer,
                     "timestamps": clamp_segments(parsed.timestamps, info.duration)}
     return {
         "data_source": f"{data_source}_{parsed.data_type}",
         "agent_name": AGENT_NAME,
-        "prompt": build_prompt_messages(parsed.question),
+        "prompt": [{"role": "system", "content": system}, {"role": "user", "content": user_prompt(parsed.question)}],
         "videos": [settings.entry(parsed.video)],
         "ability": ABILITY[parsed.data_type],
         "reward_model": {"style": "rule", "ground_truth": ground_truth},
@@ -252,9 +293,11 @@ def convert(
     val_fraction: float = 0.0,
     seed: int = 0,
     progress: bool = True,
+    replace_system_prompt: bool = False,
 ) -> Result:
     """Read, probe, check and build every row; nothing is written here."""
     root = os.fspath(video_root) if video_root is not None else None
+    fixes = Fixes()
     parsed, rejects = parse_inputs(inputs, lambda row, source, _path: parse_row(row, source, root))
     infos = probe_media((p.video for p in parsed), cache or ProbeCache(None), workers=workers, progress=progress)
     rows: list[dict[str, Any]] = []
@@ -263,11 +306,11 @@ def convert(
         try:
             if not info.ok:
                 raise RowError(info.error or "video not readable")
-            rows.append(build_row(item, info, len(rows), settings, data_source))
-        except RowError as err:
+            rows.append(build_row(item, info, len(rows), settings, data_source, fixes, replace_system_prompt))
+        except Exception as err:  # noqa: BLE001 - one bad row never stops a conversion
             rejects.append(reject_at(item.source, err))
     keys = [hashlib.sha1(f"{r['videos'][0]['video']}\n{r['extra_info']['question']}".encode()).hexdigest() for r in rows]
-    return split_result(rows, keys, rejects, val_fraction, seed)
+    return split_result(rows, keys, rejects, val_fraction, seed, fixes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {TRAIN_PIXELS})")
     parser.add_argument("--data-source", default="videotemp_o3", help="data_source prefix; rows get "
                         "'<prefix>_qa' or '<prefix>_grounding' (validation metrics are grouped by it)")
+    parser.add_argument("--replace-system-prompt", action="store_true", help="give every row the protocol's system "
+                        "prompt (default: keep a row's own system prompt, the text the release trained on; rows "
+                        "without one get the protocol's)")
     return parser
 
 
@@ -299,21 +345,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.min_pixels > args.max_pixels:
         print(f"error: --min-pixels {args.min_pixels} > --max-pixels {args.max_pixels}", file=sys.stderr)
         return 2
-    missing = check_input_files(args.inputs)
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cache_path = probe_cache_path(args.probe_cache, out)
+    error = check_arguments(args, cache_path)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     cache = ProbeCache(cache_path)
     started = time.perf_counter()
-    result = convert(
-        args.inputs, video_root=args.video_root,
-        settings=VideoSettings(args.fps, args.max_frames, args.min_pixels, args.max_pixels),
-        data_source=args.data_source, cache=cache, workers=args.workers,
-        val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress,
-    )
+    try:
+        result = convert(
+            args.inputs, video_root=args.video_root,
+            settings=VideoSettings(args.fps, args.max_frames, args.min_pixels, args.max_pixels),
+            data_source=args.data_source, cache=cache, workers=args.workers,
+            val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress,
+            replace_system_prompt=args.replace_system_prompt,
+        )
+    except KeyboardInterrupt:
+        return interrupted("prepare_rl", cache)
     cache.save()
     return write_outputs("prepare_rl", args, out, result, _schema(), started)
 

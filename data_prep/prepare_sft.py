@@ -16,8 +16,9 @@ Clips of tool-call trajectories may be given three ways; none of them cuts anyth
   preceding assistant tool call (the protocol's range rules: validated, clamped, at most 3).
 
 Output (``OUT/train.parquet``, ``OUT/val.parquet`` with ``--val-fraction``, ``OUT/rejects.jsonl``):
-``messages`` (role/content strings with ``<video>``/``<image>`` placeholders; the system prompt is the
-protocol's), ``videos`` (one fixed key set: video, role "main"/"clip", fps, min_frames, max_frames,
+``messages`` (role/content strings with ``<video>``/``<image>`` placeholders; a row's own system prompt
+is kept, rows without one get the protocol's, ``--replace-system-prompt`` gives every row the
+protocol's; instructions copied into the first user turn are removed there, never sent twice), ``videos`` (one fixed key set: video, role "main"/"clip", fps, min_frames, max_frames,
 min_pixels, max_pixels, video_start, video_end; ranges in seconds of ``video``, null for whole files),
 ``images`` (image, min_pixels, max_pixels), ``data_source`` and ``extra_info``.
 """
@@ -42,13 +43,17 @@ from typing import Any, Sequence
 
 from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
+    DURATION_TOLERANCE_S,
+    Fixes,
     MediaInfo,
     ProbeCache,
     Result,
     RowError,
     add_common_arguments,
-    check_input_files,
+    check_arguments,
     check_segments,
+    interrupted,
+    media_kind,
     media_path,
     parse_inputs,
     parse_segments,
@@ -94,7 +99,7 @@ class SftSettings:
     clip_max_frames: int = CLIP_MAX_FRAMES
     image_min_pixels: int = IMAGE_MIN_PIXELS
     image_max_pixels: int = EVAL_PIXELS
-    keep_system_prompt: bool = False
+    replace_system_prompt: bool = False
     keep_malformed_turns: bool = False
 
     def video_entry(self, path: str, role: str, start: float | None = None, end: float | None = None) -> dict[str, Any]:
@@ -152,6 +157,15 @@ def _schema() -> Any:
     ])
 
 
+def _without_instructions(text: str, instructions: set[str]) -> str:
+    """``text`` without a copy of the system prompt's instructions (the system message already has them)."""
+    for instruction in instructions:
+        instruction = instruction.strip()
+        if instruction and instruction in text:
+            text = text.replace(instruction, "").lstrip("\n ")
+    return text
+
+
 def _messages(raw: Any, settings: SftSettings) -> list[dict[str, str]]:
     if not isinstance(raw, list) or not raw:
         raise RowError("messages must be a non-empty list")
@@ -162,11 +176,14 @@ def _messages(raw: Any, settings: SftSettings) -> list[dict[str, str]]:
         if not isinstance(message.get("content"), str):
             raise RowError(f"message {k} content must be a string")
         messages.append({"role": message["role"], "content": message["content"]})
+    own = messages[0]["content"] if messages[0]["role"] == "system" and messages[0]["content"].strip() else None
     if messages[0]["role"] == "system":
-        if not settings.keep_system_prompt:
-            messages[0] = {"role": "system", "content": SYSTEM_PROMPT}
-    else:
-        messages.insert(0, {"role": "system", "content": SYSTEM_PROMPT})
+        messages.pop(0)
+    system = SYSTEM_PROMPT if settings.replace_system_prompt or own is None else own
+    messages.insert(0, {"role": "system", "content": system})
+    first_user = next((m for m in messages[1:] if m["role"] == "user"), None)
+    if first_user is not None:
+        first_user["content"] = _without_instructions(first_user["content"], {SYSTEM_PROMPT, own or ""})
     roles = [m["role"] for m in messages[1:]]
     if not roles or roles[-1] != "assistant" or any(r != ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles)):
         raise RowError(f"turns must alternate user/assistant after the system prompt and end with assistant, got {roles}")
@@ -207,8 +224,15 @@ def parse_row(row: dict[str, Any], source: str, root: str | None, settings: SftS
     first_user = next(i for i, m in enumerate(messages) if m["role"] == "user")
     n_main = counts[first_user]
     later = sum(counts) - n_main
-    parsed = ParsedSft(source, messages, [], images=[resolve_path(media_path(i), root) for i in images],
-                       data_source=row.get("data_source") or data_source)
+    own_source = row.get("data_source")
+    if own_source is not None and not isinstance(own_source, str):
+        raise RowError(f"data_source must be a string, got {type(own_source).__name__} {own_source!r}")
+    image_paths = [resolve_path(media_path(i), root) for i in images]
+    for path in image_paths:
+        if media_kind(path) != "image":
+            raise RowError(f"images entry {path} is not an image file (suffix {Path(path).suffix or 'none'!r}); "
+                           "list videos under 'videos'")
+    parsed = ParsedSft(source, messages, [], images=image_paths, data_source=own_source or data_source)
     if len(videos) == sum(counts):
         roles = [("main" if i <= first_user else "clip") for i, c in enumerate(counts) for _ in range(c)]
         parsed.slots = [_slot(entry, role, root) for entry, role in zip(videos, roles)]
@@ -243,15 +267,20 @@ def _derived_slots(parsed: ParsedSft, info: MediaInfo) -> list[VideoSlot]:
     return slots
 
 
-def build_row(parsed: ParsedSft, infos: dict[str, MediaInfo], index: int, settings: SftSettings) -> dict[str, Any]:
+def build_row(parsed: ParsedSft, infos: dict[str, MediaInfo], index: int, settings: SftSettings,
+              fixes: Fixes | None = None) -> dict[str, Any]:
     """The parquet row of one parsed input row, after the media checks."""
     for path in [s.path for s in parsed.slots] + parsed.images:
         if not infos[path].ok:
             raise RowError(infos[path].error or "media not readable")
-    slots = _derived_slots(parsed, infos[parsed.slots[0].path]) if parsed.derive else parsed.slots
-    for slot in slots:
+    slots = list(_derived_slots(parsed, infos[parsed.slots[0].path]) if parsed.derive else parsed.slots)
+    for k, slot in enumerate(slots):
         if slot.start is not None:
-            check_segments([(slot.start, slot.end)], infos[slot.path].duration, "clip")
+            duration = infos[slot.path].duration
+            if check_segments([(slot.start, slot.end)], duration, "clip") and fixes is not None:
+                fixes.add(f"clip end past the video by <= {DURATION_TOLERANCE_S:g} s, clamped to its duration")
+            if slot.end > duration:
+                slots[k] = VideoSlot(slot.path, slot.role, slot.start, duration)
     assistant = [m["content"] for m in parsed.messages if m["role"] == "assistant"]
     return {
         "messages": parsed.messages,
@@ -285,6 +314,7 @@ def convert(
 ) -> Result:
     """Read, probe, check and build every row; nothing is written here."""
     root = os.fspath(video_root) if video_root is not None else None
+    fixes = Fixes()
     parsed, rejects = parse_inputs(
         inputs, lambda row, source, path: parse_row(row, source, root, settings, data_source or _default_data_source(path))
     )
@@ -293,12 +323,12 @@ def convert(
     rows: list[dict[str, Any]] = []
     for item in parsed:
         try:
-            rows.append(build_row(item, infos, len(rows), settings))
-        except RowError as err:
+            rows.append(build_row(item, infos, len(rows), settings, fixes))
+        except Exception as err:  # noqa: BLE001 - one bad row never stops a conversion
             rejects.append(reject_at(item.source, err))
     keys = [hashlib.sha1(json.dumps([r["messages"], r["videos"], r["images"]], sort_keys=True).encode()).hexdigest()
             for r in rows]
-    return split_result(rows, keys, rejects, val_fraction, seed)
+    return split_result(rows, keys, rejects, val_fraction, seed, fixes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,8 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {IMAGE_MIN_PIXELS})")
     parser.add_argument("--image-max-pixels", type=int, default=EVAL_PIXELS, help=f"maximum pixels per image "
                         f"(default {EVAL_PIXELS} = 448x448 area)")
-    parser.add_argument("--keep-system-prompt", action="store_true", help="keep each row's own system prompt "
-                        "(default: replace it with the protocol's, inserting it when missing)")
+    parser.add_argument("--replace-system-prompt", action="store_true", help="give every row the protocol's system "
+                        "prompt (default: keep a row's own system prompt, the text the release trained on; rows "
+                        "without one get the protocol's)")
+    parser.add_argument("--keep-system-prompt", action="store_true", help=argparse.SUPPRESS)  # the default now
     parser.add_argument("--keep-malformed-turns", action="store_true", help="keep rows whose assistant turns do not "
                         "have one of the protocol's two strict shapes (default: reject them)")
     parser.add_argument("--data-source", default=None, help="data_source of every row (default: "
@@ -341,23 +373,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.min_pixels > args.max_pixels or args.image_min_pixels > args.image_max_pixels:
         print("error: a --*min-pixels value is larger than its --*max-pixels", file=sys.stderr)
         return 2
-    missing = check_input_files(args.inputs)
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cache_path = probe_cache_path(args.probe_cache, out)
+    error = check_arguments(args, cache_path)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     cache = ProbeCache(cache_path)
     settings = SftSettings(
         args.fps, args.max_frames, args.min_pixels, args.max_pixels, args.clip_fps, args.clip_min_frames,
-        args.clip_max_frames, args.image_min_pixels, args.image_max_pixels, args.keep_system_prompt,
+        args.clip_max_frames, args.image_min_pixels, args.image_max_pixels, args.replace_system_prompt,
         args.keep_malformed_turns,
     )
     started = time.perf_counter()
-    result = convert(args.inputs, video_root=args.video_root, settings=settings, data_source=args.data_source,
-                     cache=cache, workers=args.workers, val_fraction=args.val_fraction, seed=args.seed,
-                     progress=not args.no_progress)
+    try:
+        result = convert(args.inputs, video_root=args.video_root, settings=settings, data_source=args.data_source,
+                         cache=cache, workers=args.workers, val_fraction=args.val_fraction, seed=args.seed,
+                         progress=not args.no_progress)
+    except KeyboardInterrupt:
+        return interrupted("prepare_sft", cache)
     cache.save()
     return write_outputs("prepare_sft", args, out, result, _schema(), started)
 

@@ -15,9 +15,14 @@ second.
 
 from __future__ import annotations
 
+if __package__ in (None, ""):  # run as a script: make the project packages importable
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import argparse
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -140,11 +145,10 @@ def _event_at(time_s: float, events: Sequence[Event]) -> str | None:
 
 
 def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are ordinary data files
-    return Path(tmp)
+    from tools.files import remove_stale_temps, temp_path_next_to
+
+    remove_stale_temps(path.parent)
+    return temp_path_next_to(path)  # hidden, the user's umask applied
 
 
 def write_index_video(
@@ -160,6 +164,8 @@ def write_index_video(
     pix_fmt: str = "yuv420p",
     preset: str | None = None,
     progress: bool = False,
+    times: Sequence[float] | None = None,
+    rotate: int = 0,
 ) -> Path:
     """Write a video whose frame ``i`` encodes ``i`` (see module doc). Returns the path.
 
@@ -167,6 +173,10 @@ def write_index_video(
     interval in frames (encoder default when None); ``events``: coloured squares by time;
     ``preset``: x264 speed preset (e.g. ``ultrafast`` for long benchmark videos). The file is
     written to a temporary name next to ``path`` and renamed when complete.
+
+    ``times``: presentation time in seconds of each frame (a variable-frame-rate video, millisecond
+    time base; ``fps`` is then only the nominal rate). ``rotate``: display rotation in degrees stored
+    in the stream's metadata (as phones write portrait video); the pixels are stored unrotated.
     """
     import av
 
@@ -177,12 +187,19 @@ def write_index_video(
     path = Path(path)
     events = list(events)
     rate = Fraction(fps).limit_denominator(1001)
+    if times is not None:
+        if len(times) != num_frames or any(b <= a for a, b in zip(times, times[1:])) or times[0] < 0:
+            raise ValueError("times must give one increasing, non-negative time per frame")
+    time_base = Fraction(1, 1000) if times is not None else 1 / rate
     tmp = _atomic_target(path)
     try:
         with av.open(str(tmp), mode="w", format=_container_format(path)) as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-            stream.time_base = 1 / rate
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+            if rotate:
+                stream.set_display_rotation(rotate)  # display matrix; read back as ``frame.rotation``
             options: dict[str, str] = {}
             if keyint is not None:
                 stream.codec_context.gop_size = keyint
@@ -198,9 +215,11 @@ def write_index_video(
 
                 frames = tqdm(frames, desc=f"writing {path.name}", unit="frame")
             for i in frames:
-                rgb = render_frame(i, width, height, _event_at(i / float(rate), events))
+                at = times[i] if times is not None else i / float(rate)
+                rgb = render_frame(i, width, height, _event_at(at, events))
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                frame.pts = i
+                frame.pts = round(at * 1000) if times is not None else i
+                frame.time_base = time_base
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
@@ -213,7 +232,8 @@ def write_index_video(
 
 
 def _container_format(path: Path) -> str | None:
-    return {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "mov"}.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    return {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "mov", ".webm": "webm"}.get(suffix, suffix[1:] or None)
 
 
 def write_corrupt_video(path: str | os.PathLike, *, mode: str = "garbage") -> Path:

@@ -297,3 +297,51 @@ def test_cli_json_and_contact_sheet(video, tmp_path, capsys):
         assert image.size == (8 * 56, 56 + 14)
     assert main([str(tmp_path / "none.mp4"), "--start", "0", "--end", "1"]) == 1
     assert "none.mp4: no such video file" in capsys.readouterr().err
+
+
+def test_cli_frames_dir_holds_the_exact_frames_with_index_and_time(video, tmp_path, capsys):
+    import os
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    (frames_dir / "000_f000999_0099.000s.png").write_bytes(b"old frame of another clip")
+    code = main([str(video), "--start", "2", "--end", "6", "--max-pixels", str(TINY_PIXELS), "--json",
+                 "--frames-dir", str(frames_dir)])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    names = sorted(os.listdir(frames_dir))
+    assert len(names) == len(out["times"]) == 8  # the stale frame is gone
+    parsed = [re.fullmatch(r"(\d{3})_f(\d+)_(\d+\.\d{3})s\.png", n).groups() for n in names]
+    assert [int(p[1]) for p in parsed] == out["frames_indices"]
+    assert [float(p[2]) for p in parsed] == pytest.approx(out["times"], abs=1e-3)
+    from recipe.videotemp_o3.protocol import ToolCall
+
+    call = ToolCall(((2.0, 6.0),), True, True, True)
+    clip = run_clip_call(video, call, ClipSettings(min_pixels=TINY_PIXELS, max_pixels=TINY_PIXELS)).clips[0]
+    for k, name in enumerate(names):
+        with Image.open(frames_dir / name) as image:
+            assert np.array_equal(np.asarray(image.convert("RGB")), clip.frames[k].permute(1, 2, 0).numpy())
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temp files left
+    (frames_dir / "notes.txt").write_text("mine")
+    assert main([str(video), "--start", "2", "--end", "6", "--frames-dir", str(frames_dir)]) == 2
+    assert "holds other files" in capsys.readouterr().err
+    assert (frames_dir / "notes.txt").exists()
+
+
+def test_cli_help_loads_neither_torch_nor_verl():
+    import subprocess
+    import sys
+
+    from data_helpers import REPO_ROOT
+
+    code = ("import runpy, sys\nsys.argv = ['video_clip.py', '--help']\n"
+            "try:\n    runpy.run_path('tools/video_clip.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'verl', 'av') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--frames-dir" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"

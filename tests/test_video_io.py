@@ -395,3 +395,55 @@ def test_other_containers_read_back_every_index(tmp_path, suffix, codec):
     assert decoded_indices(clip.frames) == clip.frame_indices
     video = sample_video(path, **TINY)
     assert decoded_indices(video.frames) == video.frame_indices
+
+
+# --------------------------------------------------------------------------- rotated and variable-rate videos
+
+
+def test_rotated_video_is_decoded_upright_like_decord(vdir):
+    """A phone-style video stored 96x64 with a 90-degree display rotation is 64 wide and 96 high, and
+    its pixels are decord's (qwen-vl-utils' reader), which turns the frame upright before scaling."""
+    import decord
+
+    from data_prep.synthetic_video import write_index_video
+
+    path = write_index_video(vdir / "rot90.mp4", num_frames=40, fps=10, width=96, height=64, rotate=90)
+    info = probe(path)
+    assert (info.width, info.height) == (64, 96)
+    clip = sample_clip(path, 0.0, 4.0, min_pixels=28 * 28 * 6, max_pixels=28 * 28 * 6)
+    frames = clip.frames.permute(0, 2, 3, 1).numpy().astype(np.int32)
+    height, width = frames.shape[1:3]
+    assert height > width  # portrait, as displayed
+    reference = decord.VideoReader(str(path), width=width, height=height).get_batch(clip.frame_indices).asnumpy()
+    assert float(np.abs(frames - reference).mean()) < 3.0  # sideways pixels differ by ~100
+    # Turned back by a quarter turn clockwise, each frame carries its own index again.
+    assert [read_frame_index(np.rot90(f, -1)) for f in frames] == clip.frame_indices
+
+
+def _vfr_times() -> list[float]:
+    """10 s at 25 fps, then 29 s at 5 fps: 395 frames over 39 s."""
+    return [i / 25 for i in range(250)] + [10 + i / 5 for i in range(145)]
+
+
+def test_variable_frame_rate_frames_are_chosen_by_presentation_time(vdir):
+    from data_prep.synthetic_video import write_index_video
+
+    times = _vfr_times()
+    path = write_index_video(vdir / "vfr.mp4", num_frames=len(times), fps=25, times=times)
+    info = probe(path)
+    assert info.variable_rate and info.num_frames == 395
+    assert info.duration == pytest.approx(39.0, abs=1e-3)  # index-based: 395 / avg fps = 38.5
+    clip = sample_clip(path, 25.0, 30.0, **TINY)
+    real = [times[i] for i in decoded_indices(clip.frames)]
+    assert clip.times == pytest.approx(real, abs=1e-3)  # reported times are the frames' real times
+    assert all(25.0 <= t <= 30.0 for t in real) and real[-1] - real[0] >= 4.0
+    assert clip.sample_fps == pytest.approx((len(real) - 1) / (real[-1] - real[0]), rel=0.1)
+    whole = sample_video(path, **TINY)
+    real = [times[i] for i in decoded_indices(whole.frames)]
+    assert whole.times == pytest.approx(real, abs=1e-3)
+    assert real[0] == 0.0 and real[-1] == pytest.approx(38.8) and max(np.diff(real)) < 0.8  # even in time
+
+
+def test_constant_rate_video_is_not_treated_as_variable(v10):
+    info = probe(v10)
+    assert not info.variable_rate and info.frame_times is None and info.duration == 30.0

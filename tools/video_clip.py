@@ -6,23 +6,32 @@
 
 CLI (look at what the tool returns for one range)::
 
-    python -m tools.video_clip VIDEO --start 10 --end 20 --json --contact-sheet sheet.png
+    python tools/video_clip.py VIDEO --start 10 --end 20 --json --contact-sheet sheet.png --frames-dir frames/
 """
 
 from __future__ import annotations
+
+if __package__ in (None, ""):  # run as a script: make the project packages importable
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
 import json
 import math
 import os
+import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 from uuid import uuid4
 
-from recipe.videotemp_o3.protocol import (
+from recipe.videotemp_o3.protocol import (  # light: no torch, no verl
     CLIP_FPS,
     CLIP_MAX_FRAMES,
     CLIP_MIN_FRAMES,
@@ -42,10 +51,42 @@ from recipe.videotemp_o3.protocol import (
     parse_tool_call,
     validate_ranges,
 )
-from verl.tools.base_tool import BaseTool
-from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from tools.video_io import FrameCache, SampledVideo, VideoError, probe, sample_clip, shared_frame_cache
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's arguments (defined before the heavy imports so that ``--help`` answers at once)."""
+    parser = argparse.ArgumentParser(
+        description=f"Run the {TOOL_NAME} tool on one time range of a video and show what the model would see.")
+    parser.add_argument("video", help="path of the source video")
+    parser.add_argument("--start", type=float, required=True, help="clip start in seconds of the video")
+    parser.add_argument("--end", type=float, required=True, help="clip end in seconds of the video")
+    parser.add_argument("--fps", type=float, default=CLIP_FPS, help=f"clip sampling rate (default {CLIP_FPS})")
+    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS,
+                        help=f"pixel budget per frame, also used as min (default {TRAIN_PIXELS})")
+    parser.add_argument("--image-factor", type=int, default=28, help="28 for Qwen2.5-VL, 32 for Qwen3-VL")
+    parser.add_argument("--json", action="store_true", help="print frame times, shape and sampled fps as JSON")
+    parser.add_argument("--contact-sheet", metavar="PNG", help="save a grid of the frames labelled with times")
+    parser.add_argument("--frames-dir", metavar="DIR", help="save the exact frames the model sees, one PNG per frame "
+                        "named NNN_fINDEX_TIMEs.png (position in the clip, source frame index, time in seconds); "
+                        "DIR is replaced as a whole and must be empty or hold only such frames")
+    return parser
+
+
+if __name__ == "__main__":
+    _CLI_ARGS = build_parser().parse_args()  # --help and argument errors exit here, before torch and verl load
+
+from verl.tools.base_tool import BaseTool  # noqa: E402
+from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse  # noqa: E402
+
+from tools.files import atomic_write, remove_stale_temps  # noqa: E402
+from tools.video_io import (  # noqa: E402
+    FrameCache,
+    SampledVideo,
+    VideoError,
+    probe,
+    sample_clip,
+    shared_frame_cache,
+)
 
 
 @dataclass
@@ -262,7 +303,7 @@ class VideoClipTool(BaseTool):
 
 
 def contact_sheet(clip: SampledVideo, out_path: str | os.PathLike, *, columns: int = 8) -> None:
-    """Save a PNG grid of the clip's frames, each labelled with its source time."""
+    """Save a PNG grid of the clip's frames, each labelled with its source time (written atomically)."""
     from PIL import Image, ImageDraw
 
     count, _, height, width = clip.frames.shape
@@ -275,24 +316,71 @@ def contact_sheet(clip: SampledVideo, out_path: str | os.PathLike, *, columns: i
         x, y = (k % columns) * width, (k // columns) * (height + label_h)
         sheet.paste(Image.fromarray(clip.frames[k].permute(1, 2, 0).numpy()), (x, y + label_h))
         draw.text((x + 2, y + 1), f"{clip.times[k]:.2f}s", fill="black")
-    tmp = f"{out_path}.tmp.png"
-    sheet.save(tmp)
-    os.replace(tmp, out_path)
+    remove_stale_temps(Path(out_path).parent)
+    atomic_write(out_path, lambda tmp: sheet.save(tmp, format="PNG"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=f"Run the {TOOL_NAME} tool on one time range of a video.")
-    parser.add_argument("video", help="path of the source video")
-    parser.add_argument("--start", type=float, required=True, help="clip start in seconds of the video")
-    parser.add_argument("--end", type=float, required=True, help="clip end in seconds of the video")
-    parser.add_argument("--fps", type=float, default=CLIP_FPS, help=f"clip sampling rate (default {CLIP_FPS})")
-    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS,
-                        help=f"pixel budget per frame, also used as min (default {TRAIN_PIXELS})")
-    parser.add_argument("--image-factor", type=int, default=28, help="28 for Qwen2.5-VL, 32 for Qwen3-VL")
-    parser.add_argument("--json", action="store_true", help="print frame times, shape and sampled fps as JSON")
-    parser.add_argument("--contact-sheet", metavar="PNG", help="save a grid of the frames labelled with times")
-    args = parser.parse_args(argv)
+FRAME_NAME_RE = re.compile(r"^\d{3,}_f\d+_\d+\.\d{3}s\.png$")
 
+
+def frame_file_name(position: int, index: int, time_s: float) -> str:
+    """``NNN_fINDEX_TIMEs.png``: position in the clip, source frame index, presentation time."""
+    return f"{position:03d}_f{index:06d}_{time_s:08.3f}s.png"
+
+
+def check_frames_dir(directory: str | os.PathLike) -> str | None:
+    """Why ``directory`` cannot receive frames (it holds other files, or is a file), else None."""
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        return f"--frames-dir {path} exists and is not a folder"
+    if path.is_dir():
+        others = [p.name for p in path.iterdir() if not FRAME_NAME_RE.match(p.name)]
+        if others:
+            return f"--frames-dir {path} holds other files ({', '.join(sorted(others)[:3])}); give an empty or new folder"
+    return None
+
+
+def write_frames(clip: SampledVideo, directory: str | os.PathLike) -> list[Path]:
+    """Save every frame of ``clip`` exactly as the model gets it (RGB, model resolution) as a PNG in ``directory``.
+
+    The folder is written next to ``directory`` under a hidden name and put in place when complete,
+    replacing earlier frames: it holds this clip's frames only, or is left as it was.
+    """
+    from PIL import Image
+
+    target = Path(directory)
+    problem = check_frames_dir(target)
+    if problem:
+        raise ValueError(problem)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target.parent)
+    from tools.files import temp_path_next_to
+
+    tmp = temp_path_next_to(target)  # reserve a hidden name, then make it a folder
+    tmp.unlink()
+    tmp.mkdir(mode=0o777)  # the umask applies
+    try:
+        names = []
+        for k, (index, time_s) in enumerate(zip(clip.frame_indices, clip.times)):
+            name = frame_file_name(k, index, time_s)
+            Image.fromarray(clip.frames[k].permute(1, 2, 0).numpy()).save(tmp / name, format="PNG")
+            names.append(name)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [target / name for name in names]
+
+
+def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
+    args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
+    if args.frames_dir:
+        problem = check_frames_dir(args.frames_dir)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     settings = ClipSettings(fps=args.fps, min_pixels=args.max_pixels, max_pixels=args.max_pixels,
                             image_factor=args.image_factor)
     call = ToolCall(((args.start, args.end),), True, True, True)
@@ -324,8 +412,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.contact_sheet:
         contact_sheet(clip, args.contact_sheet)
         print(f"contact sheet: {args.contact_sheet}", file=sys.stderr)
+    if args.frames_dir:
+        written = write_frames(clip, args.frames_dir)
+        print(f"frames: {len(written)} PNG files in {args.frames_dir}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(_CLI_ARGS))

@@ -20,7 +20,20 @@ the number of source frames the sample spans, so that the processor's
 (:attr:`SampledVideo.sample_fps`; Qwen2.5-VL derives ``second_per_grid_ts`` from it, Qwen3-VL its
 absolute timestamps from ``frames_indices / fps``).
 
-Probing (frame count, fps, size) uses decord, as qwen-vl-utils does, so frame numbering matches it.
+Rotation: a video with a display rotation (portrait phone video) is decoded upright, the size and the
+pixels alike, as decord (qwen-vl-utils' reader) and ffmpeg do: frames are scaled in stored orientation
+to the target size's transpose and turned by the rotation (multiples of 90 degrees; others are ignored,
+as decord ignores them).
+
+Variable frame rate: the probe reads every frame's presentation time. A video whose frames sit
+within half a frame of ``i / fps`` is constant-rate and sampled exactly as above. Otherwise
+(variable frame rate, or a nominal rate that drifts from the real one) frames are chosen by
+presentation time: the prompt video and the grid take the frame nearest to each of the evenly
+spaced times, a clip the frames whose times fall in its range; ``duration`` is the end of the last
+frame, ``fps`` the mean rate ``num_frames / duration``, and :attr:`SampledVideo.times` are the frames'
+real presentation times.
+
+Probing (frame count, fps, size, frame times) uses decord, as qwen-vl-utils does, so frame numbering matches it.
 Decoding uses PyAV: one container per video, indexed once (frame ``i`` = the packet with the
 ``i``-th smallest pts, decord's numbering), decoded forward and seeking to the keyframe at or before
 a wanted frame only when that skips frames; only the wanted frames are converted to RGB, straight at
@@ -47,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import av
+import numpy as np
 import torch
 from qwen_vl_utils import vision_process as qwen
 
@@ -77,6 +91,15 @@ class VideoInfo:
     num_frames: int
     width: int
     height: int
+    frame_times: tuple[float, ...] | None = None  # presentation times (s) of a variable-rate video; None: i / fps
+
+    @property
+    def variable_rate(self) -> bool:
+        return self.frame_times is not None
+
+    def time_of(self, index: int) -> float:
+        """Presentation time in seconds of source frame ``index``."""
+        return self.frame_times[index] if self.frame_times is not None else index / self.fps
 
 
 @dataclass
@@ -312,14 +335,30 @@ class _Reader:
             if frame is None:
                 continue
             # Bilinear swscale, as decord's own scaling: the same pixels as a decord reader at this size.
-            rgb = self.reformatter.reformat(frame, width, height, "rgb24", interpolation="BILINEAR", threads=1)
-            out[index] = torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)
+            turns = _quarter_turns(frame)
+            w_in, h_in = (height, width) if turns % 2 else (width, height)
+            rgb = self.reformatter.reformat(frame, w_in, h_in, "rgb24", interpolation="BILINEAR", threads=1)
+            array = rgb.to_ndarray()
+            if turns:
+                array = np.ascontiguousarray(np.rot90(array, turns))
+            out[index] = torch.from_numpy(array).permute(2, 0, 1)
 
     def reset(self) -> None:
         """Forget the decoder position (after an error) so that the next request seeks."""
         self._frames = None
         self._pos = None
         self._frame = None
+
+
+def _quarter_turns(frame: Any) -> int:
+    """Counter-clockwise quarter turns that make a decoded frame upright (its display rotation, as decord applies it)."""
+    try:
+        rotation = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    if not math.isfinite(rotation) or rotation % 90:
+        return 0
+    return int(rotation // 90) % 4
 
 
 def _auto_decode_threads() -> int:
@@ -404,6 +443,15 @@ def close_all_readers() -> None:
         _infos.clear()
 
 
+def forget_probe(path: str | os.PathLike) -> None:
+    """Drop the remembered probe and the open reader of one video (before retrying a failed read)."""
+    norm = _norm_path(path)
+    with _infos_lock:
+        _infos.pop(norm, None)
+    with _readers._lock:
+        _readers._readers.pop(norm, None)
+
+
 def _check_file(path: str) -> float:
     try:
         stat = os.stat(path)
@@ -441,10 +489,34 @@ def _probe_file(path: str) -> VideoInfo:
             vr.seek(0)
         except Exception as err:
             raise VideoError(f"{path}: cannot decode the first frame ({_first_line(err)})") from None
+        try:
+            stamps = np.asarray(vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64).reshape(num_frames, 2)
+        except Exception:  # no timestamps: constant rate is all we can assume
+            stamps = None
     finally:
         del vr
     height, width = int(first.shape[1]), int(first.shape[2])
-    return VideoInfo(path, num_frames / fps, fps, num_frames, width, height)
+    times = _variable_frame_times(stamps, fps)
+    if times is None:
+        return VideoInfo(path, num_frames / fps, fps, num_frames, width, height)
+    # The last frame lasts its packet duration, and at least as long as the gap before it (muxers often
+    # give the last packet the time base's minimum).
+    last = max(float(stamps[-1, 1] - stamps[-1, 0]), times[-1] - times[-2])
+    duration = times[-1] + last
+    return VideoInfo(path, duration, num_frames / duration, num_frames, width, height, tuple(times))
+
+
+def _variable_frame_times(stamps: np.ndarray | None, fps: float) -> list[float] | None:
+    """Frame start times from zero when they stray more than half a frame from ``i / fps``, else None."""
+    if stamps is None or len(stamps) < 2 or not np.all(np.isfinite(stamps)):
+        return None
+    starts = stamps[:, 0] - stamps[0, 0]
+    if np.any(np.diff(starts) <= 0):
+        return None  # not a usable clock (duplicate or unordered times): keep the index clock
+    nominal = np.arange(len(starts)) / fps
+    if float(np.max(np.abs(starts - nominal))) <= 0.5 / fps:
+        return None
+    return [round(float(t), 6) for t in starts]
 
 
 def _first_line(err: BaseException) -> str:
@@ -552,6 +624,32 @@ def grid_indices(num_frames: int, video_fps: float) -> list[int]:
     return main_video_indices(num_frames, video_fps, fps=GRID_FPS, max_frames=None)
 
 
+def _nearest_frames(info: VideoInfo, targets: Any) -> list[int]:
+    """Index of the frame whose presentation time is nearest to each target time (variable-rate videos)."""
+    times = np.asarray(info.frame_times, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1)
+    left = right - 1
+    pick = np.where(np.abs(times[right] - targets) < np.abs(targets - times[left]), right, left)
+    return [int(i) for i in pick]
+
+
+def video_indices(info: VideoInfo, *, fps: float = GRID_FPS, min_frames: int = qwen.FPS_MIN_FRAMES,
+                  max_frames: int | None = TRAIN_MAX_FRAMES) -> list[int]:
+    """The prompt video's source indices: :func:`main_video_indices` for a constant-rate video; for a
+    variable-rate one the same count, at the frames nearest to evenly spaced presentation times."""
+    indices = main_video_indices(info.num_frames, info.fps, fps=fps, min_frames=min_frames, max_frames=max_frames)
+    if info.frame_times is None or info.num_frames < 2:
+        return indices
+    times = info.frame_times
+    return _nearest_frames(info, np.linspace(times[0], times[-1], len(indices)))
+
+
+def video_grid(info: VideoInfo) -> list[int]:
+    """The video's fixed 2-fps grid ``G`` (by presentation time for a variable-rate video)."""
+    return video_indices(info, fps=GRID_FPS, max_frames=None)
+
+
 def clip_frame_count(duration: float, available: int, *, fps: float = GRID_FPS,
                      min_frames: int = CLIP_MIN_FRAMES, max_frames: int = CLIP_MAX_FRAMES) -> int:
     """Frames for a clip: ``fps * duration`` clamped to ``[min, max]``, even, at most ``available`` (>= 2)."""
@@ -574,13 +672,19 @@ def clip_indices(info: VideoInfo, start: float, end: float, *, fps: float = GRID
     if not end > start:
         raise ValueError(f"empty clip range [{start}, {end}] for a {info.duration:.3f} s video")
     last = info.num_frames - 1
-    lo = min(math.ceil(start * info.fps - 1e-6), last)
-    hi = min(math.floor(end * info.fps + 1e-6), last)
-    if hi < lo:  # the range falls between two frames: take the nearest one
-        lo = hi = min(round((start + end) / 2 * info.fps), last)
+    if info.frame_times is None:
+        lo = min(math.ceil(start * info.fps - 1e-6), last)
+        hi = min(math.floor(end * info.fps + 1e-6), last)
+        if hi < lo:  # the range falls between two frames: take the nearest one
+            lo = hi = min(round((start + end) / 2 * info.fps), last)
+    else:  # by presentation time
+        lo = min(bisect.bisect_left(info.frame_times, start - 1e-6), last)
+        hi = min(bisect.bisect_right(info.frame_times, end + 1e-6) - 1, last)
+        if hi < lo:
+            lo = hi = _nearest_frames(info, [(start + end) / 2])[0]
     available = hi - lo + 1
     n = clip_frame_count(end - start, available, fps=fps, min_frames=min_frames, max_frames=max_frames)
-    inside = [i for i in grid_indices(info.num_frames, info.fps) if lo <= i <= hi]
+    inside = [i for i in video_grid(info) if lo <= i <= hi]
     if fps == GRID_FPS and len(inside) >= min_frames:
         # The grid's spacing can be a little over 0.5 s (qwen rounds its count down to even), so
         # the range may hold up to two grid points fewer than the nominal count: take what is there.
@@ -591,10 +695,15 @@ def clip_indices(info: VideoInfo, start: float, end: float, *, fps: float = GRID
         else:
             picks = torch.linspace(0, len(inside) - 1, count).round().long().tolist()
             indices = [inside[p] for p in picks]
-    else:
+    elif info.frame_times is None:
         indices = torch.linspace(lo, hi, n).round().long().tolist()
+    else:
+        indices = _nearest_frames(info, np.linspace(info.frame_times[lo], info.frame_times[hi], n))
     if indices[-1] > indices[0]:
-        spanned = max(1, round(len(indices) * (indices[-1] - indices[0]) / (len(indices) - 1)))
+        span = indices[-1] - indices[0]
+        if info.frame_times is not None:  # in mean-rate frames, so that the sampled rate is the real one
+            span = (info.frame_times[indices[-1]] - info.frame_times[indices[0]]) * info.fps
+        spanned = max(1, round(len(indices) * span / (len(indices) - 1)))
     else:
         spanned = available
     return indices, spanned
@@ -685,7 +794,7 @@ def _sample(path: str | os.PathLike, pick: Callable[[VideoInfo], tuple[list[int]
         "total_num_frames": spanned,
         "video_backend": "pyav",
     }
-    return SampledVideo(frames, [i / info.fps for i in indices], metadata)
+    return SampledVideo(frames, [info.time_of(i) for i in indices], metadata)
 
 
 def sample_video(path: str | os.PathLike, *, fps: float = GRID_FPS, min_frames: int = qwen.FPS_MIN_FRAMES,
@@ -699,7 +808,7 @@ def sample_video(path: str | os.PathLike, *, fps: float = GRID_FPS, min_frames: 
     ``max_pixels`` / ``total_pixels`` None = qwen-vl-utils' defaults. Raises :class:`VideoError`.
     """
     def pick(info: VideoInfo) -> tuple[list[int], int]:
-        idx = main_video_indices(info.num_frames, info.fps, fps=fps, min_frames=min_frames, max_frames=max_frames)
+        idx = video_indices(info, fps=fps, min_frames=min_frames, max_frames=max_frames)
         return idx, info.num_frames
 
     return _sample(path, pick, factor=image_factor, min_pixels=min_pixels, max_pixels=max_pixels,
