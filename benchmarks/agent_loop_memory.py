@@ -104,7 +104,7 @@ def ranges_for(rollout: int, moment: float) -> list[list[tuple[float, float]]]:
 async def run_variant(variant: str, video: str, rollouts: int, moment: float) -> dict:
     import torch
 
-    from recipe.videotemp_o3 import protocol
+    from tools import protocol
     from recipe.videotemp_o3.agent_loop import VideoBudget, cut_clips, prompt_video_cache
     from tools.video_clip import ClipSettings
     from tools.video_io import probe, sample_video, shared_frame_cache

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from recipe.videotemp_o3.protocol import first_answer
+from tools.protocol import first_answer
 from tools.files import atomic_write, remove_stale_temps
 from reward_fns.answer_parsing import first_letter
 

@@ -35,8 +35,8 @@ from typing import Any, Sequence
 
 from data_prep.common import atomic_write_text, write_jsonl
 from data_prep.synthetic_video import COLORS, Event, render_frame, write_index_video
-from eval.tasks.annotations import GROUNDING_PROMPT
-from recipe.videotemp_o3.protocol import (
+from tools.protocol import (
+    SENTENCE_GROUNDING_PROMPT,
     SYSTEM_PROMPT,
     TOOL_NAME,
     VIDEO_PLACEHOLDER,
@@ -116,7 +116,7 @@ def _rl_rows(video: SyntheticVideo, rng: random.Random) -> tuple[dict, dict]:
     sentence = f"a {first['color']} square appears."
     grounding = {
         "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                     {"role": "user", "content": VIDEO_PLACEHOLDER + GROUNDING_PROMPT.format(query=sentence)}],
+                     {"role": "user", "content": VIDEO_PLACEHOLDER + SENTENCE_GROUNDING_PROMPT.format(query=sentence)}],
         "videos": [video.path], "data_type": "grounding",
         "timestamp": [[first["start"], first["end"]]],
         "solution": f"<answer>The event happens in the {_fmt(first['start'])} - {_fmt(first['end'])} seconds</answer>",
@@ -136,7 +136,7 @@ def _sft_direct(video: SyntheticVideo, rng: random.Random) -> list[dict]:
     sentence = f"a {first['color']} square appears."
     grounding = [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": VIDEO_PLACEHOLDER + GROUNDING_PROMPT.format(query=sentence)},
+        {"role": "user", "content": VIDEO_PLACEHOLDER + SENTENCE_GROUNDING_PROMPT.format(query=sentence)},
         {"role": "assistant", "content": f"<think>The {first['color']} square is visible from about "
                                          f"{_fmt(first['start'])} s to {_fmt(first['end'])} s.</think>"
                                          f"<answer>The event happens in the {_fmt(first['start'])} - "

@@ -37,7 +37,7 @@ from typing import Literal
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recipe.videotemp_o3 import protocol  # noqa: E402
+from tools import protocol  # noqa: E402
 
 Family = Literal["qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl")

@@ -73,7 +73,7 @@ from data_prep.common import (
     write_outputs,
 )
 from reward_fns.answer_parsing import answer_segments
-from recipe.videotemp_o3.protocol import (
+from tools.protocol import (
     TOOL_NAME,
     TRAIN_MAX_FRAMES,
     TRAIN_PIXELS,

@@ -65,7 +65,7 @@ from data_prep.common import (
     split_result,
     write_outputs,
 )
-from recipe.videotemp_o3.protocol import (
+from tools.protocol import (
     CLIP_FPS,
     CLIP_MAX_FRAMES,
     CLIP_MIN_FRAMES,

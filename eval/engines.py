@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any, Sequence
 
 from eval.tasks.base import EvalSample, image_prompt_content
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 ENGINES = ("verl", "transformers", "scripted")
 

@@ -32,7 +32,7 @@ if str(REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from recipe.videotemp_o3 import protocol  # noqa: E402
+from tools import protocol  # noqa: E402
 
 
 def _as_python(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Reading answers and tool ranges out of assistant turns (rules of REWARDS.md).
 
 Shared by the training reward and evaluation scoring. Turn shapes and tool-call bodies are read with
-``recipe.videotemp_o3.protocol``; this module only adds the answer-level rules: the final answer,
+``tools.protocol``; this module only adds the answer-level rules: the final answer,
 its first letter, the numbers of a grounding answer and the ranges of the last tool call.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 Segment = tuple[float, float]
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 from reward_fns.answer_parsing import (
     answer_segments,
     final_answer,

@@ -18,7 +18,7 @@ os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from data_prep.make_synthetic import SyntheticDataset, make_synthetic  # noqa: E402
-from recipe.videotemp_o3.protocol import SYSTEM_PROMPT, TOOL_SUCCESS_TEXT  # noqa: E402
+from tools.protocol import SYSTEM_PROMPT, TOOL_SUCCESS_TEXT  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _DATASET: SyntheticDataset | None = None

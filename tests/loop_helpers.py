@@ -12,7 +12,7 @@ import torch
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from recipe.videotemp_o3 import protocol  # noqa: E402
+from tools import protocol  # noqa: E402
 
 # Test video: 60 frames at 4 fps (15 s), 64x48, every frame encodes its index.
 VIDEO_FRAMES = 60

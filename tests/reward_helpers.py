@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 
 def tool_turn(*ranges: tuple[float, float], think: str = "I need to look closer.") -> str:

@@ -17,7 +17,7 @@ from loop_helpers import answer, assert_video_alignment, rollout, row, sample_id
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 from recipe.videotemp_o3.agent_loop import decode_image
 from recipe.videotemp_o3.hf_server import HFServerClient, image_inputs, image_token_count
 from recipe.videotemp_o3.scripted_server import ScriptedServerClient

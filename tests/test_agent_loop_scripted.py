@@ -23,7 +23,7 @@ from loop_helpers import (
 from transformers import AutoProcessor
 
 from data_prep.synthetic_video import read_frame_index
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 from recipe.videotemp_o3.agent_loop import prompt_video_cache
 from recipe.videotemp_o3.scripted_server import ScriptedServerClient
 

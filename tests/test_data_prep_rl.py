@@ -15,7 +15,7 @@ from data_helpers import REPO_ROOT, read_rejects, reference_rl_row, synthetic_da
 
 from data_prep import common, prepare_rl
 from data_prep.synthetic_video import write_corrupt_video
-from recipe.videotemp_o3.protocol import SYSTEM_PROMPT, TOOL_NAME, TRAIN_PIXELS
+from tools.protocol import SYSTEM_PROMPT, TOOL_NAME, TRAIN_PIXELS
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from data_helpers import read_rejects, reference_rl_row, sft_row, synthetic_dataset, write_jsonl
 
 from data_prep import common, prepare_rl, prepare_sft
-from recipe.videotemp_o3.protocol import SYSTEM_PROMPT
+from tools.protocol import SYSTEM_PROMPT
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from data_helpers import (
 
 from data_prep import prepare_sft
 from data_prep.synthetic_video import write_corrupt_video
-from recipe.videotemp_o3.protocol import CLIP_MAX_FRAMES, SYSTEM_PROMPT, TRAIN_MAX_FRAMES
+from tools.protocol import CLIP_MAX_FRAMES, SYSTEM_PROMPT, TRAIN_MAX_FRAMES
 
 
 @pytest.fixture(scope="module")

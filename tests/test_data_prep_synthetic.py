@@ -9,7 +9,7 @@ from data_helpers import synthetic_dataset
 
 from data_prep.make_synthetic import main, make_synthetic
 from data_prep.synthetic_video import event_color_at
-from recipe.videotemp_o3.protocol import is_well_formed_turn
+from tools.protocol import is_well_formed_turn
 from tools.video_io import probe, sample_clip
 
 

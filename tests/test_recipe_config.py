@@ -12,7 +12,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "recipe" / "videotemp_o3" / "config"

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_model import NAME, random_trajectory, ref_rewards
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 from reward_fns.answer_parsing import extract_numbers, first_letter, iou_turn_ranges
 from reward_fns.segments import segment_score
 from reward_fns.videotemp import RewardSettings, compute_score, score_trajectory, GroundTruth

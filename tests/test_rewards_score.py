@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 from reward_fns.videotemp import REWARD_KEYS, compute_score
 from reward_helpers import answer_turn, decoded_response, grounding_truth, qa_truth, tool_turn
 

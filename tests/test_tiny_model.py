@@ -13,7 +13,7 @@ import torch
 from model_helpers import tiny_model_dir, video_frames, video_metadata
 
 from data_prep import make_tiny_model as mtm
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = ("qwen2_5_vl", "qwen3_vl")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from video_helpers import TINY_PIXELS, decoded_indices, make_video
 
 from data_prep.synthetic_video import write_corrupt_video, write_empty_video
-from recipe.videotemp_o3.protocol import (
+from tools.protocol import (
     BAD_JSON_ERROR,
     EVAL_RULES,
     NO_TIMESTAMP_ERROR,
@@ -318,7 +318,7 @@ def test_cli_frames_dir_holds_the_exact_frames_with_index_and_time(video, tmp_pa
     parsed = [re.fullmatch(r"(\d{3})_f(\d+)_(\d+\.\d{3})s\.png", n).groups() for n in names]
     assert [int(p[1]) for p in parsed] == out["frames_indices"]
     assert [float(p[2]) for p in parsed] == pytest.approx(out["times"], abs=1e-3)
-    from recipe.videotemp_o3.protocol import ToolCall
+    from tools.protocol import ToolCall
 
     call = ToolCall(((2.0, 6.0),), True, True, True)
     clip = run_clip_call(video, call, ClipSettings(min_pixels=TINY_PIXELS, max_pixels=TINY_PIXELS)).clips[0]

@@ -1,7 +1,7 @@
 """The ``get_video_clip_frame`` tool: cut clips out of the source video by time range.
 
 :func:`run_clip_call` is the pure function the agent loop calls with an already parsed
-:class:`~recipe.videotemp_o3.protocol.ToolCall`; :class:`VideoClipTool` wraps it as a verl
+:class:`~tools.protocol.ToolCall`; :class:`VideoClipTool` wraps it as a verl
 ``BaseTool``. Both never raise: every failure becomes the protocol's failure text.
 
 CLI (look at what the tool returns for one range)::
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from uuid import uuid4
 
-from recipe.videotemp_o3.protocol import (  # light: no torch, no verl
+from tools.protocol import (  # light: no torch, no verl
     CLIP_FPS,
     CLIP_MAX_FRAMES,
     CLIP_MIN_FRAMES,

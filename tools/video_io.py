@@ -64,7 +64,7 @@ import numpy as np
 import torch
 from qwen_vl_utils import vision_process as qwen
 
-from recipe.videotemp_o3.protocol import CLIP_MAX_FRAMES, CLIP_MIN_FRAMES, TRAIN_MAX_FRAMES, TRAIN_PIXELS
+from tools.protocol import CLIP_MAX_FRAMES, CLIP_MIN_FRAMES, TRAIN_MAX_FRAMES, TRAIN_PIXELS
 
 GRID_FPS = 2.0
 DEFAULT_PIXELS = TRAIN_PIXELS  # 50,176 px = 224 x 224 area, the reference's training budget

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 from reward_fns.answer_parsing import answer_segments
 
 Segment = tuple[float, float]

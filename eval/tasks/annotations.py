@@ -36,13 +36,10 @@ from eval.tasks.base import (
     require_file,
 )
 from reward_fns.answer_parsing import first_letter
+from tools import protocol
 
 ANNOTATIONS = "annotations.jsonl"
-GROUNDING_PROMPT = (
-    "Please find the visual event described by a sentence in the video, determining its starting and "
-    "ending times. The format should be: 'The event happens in the start time - end time'. "
-    "For example, The event happens in the 24.30 - 30.42 seconds.\n# Sentence: {query}"
-)
+GROUNDING_PROMPT = protocol.SENTENCE_GROUNDING_PROMPT
 
 
 def _common(root: Path, benchmark: str, check_videos: bool):

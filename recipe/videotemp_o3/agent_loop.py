@@ -42,7 +42,7 @@ from uuid import uuid4
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
 from verl.utils.rollout_trace import rollout_trace_op
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))

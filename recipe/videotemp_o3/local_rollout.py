@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from recipe.videotemp_o3 import protocol
+from tools import protocol
 
 AGENT_NAME = "videotemp_agent"
 AGENT_MODULE = "recipe.videotemp_o3.agent_loop"

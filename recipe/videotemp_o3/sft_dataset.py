@@ -35,7 +35,7 @@ from verl.utils.dataset.vision_utils import process_image
 from verl.utils.py_functional import convert_nested_value_to_list_recursive
 from verl.utils.tokenizer.chat_template import apply_chat_template
 
-from recipe.videotemp_o3.protocol import VIDEO_PLACEHOLDER
+from tools.protocol import VIDEO_PLACEHOLDER
 
 logger = logging.getLogger(__name__)
 

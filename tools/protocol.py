@@ -452,3 +452,12 @@ def build_prompt_messages(question: str) -> list[dict[str, str]]:
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user_prompt(question)},
     ]
+
+
+# Moment-retrieval (sentence grounding) question: Charades-STA / ActivityNet-MR evaluation, and the synthetic
+# grounding rows of the training data, which teach the same answer format.
+SENTENCE_GROUNDING_PROMPT = (
+    "Please find the visual event described by a sentence in the video, determining its starting and "
+    "ending times. The format should be: 'The event happens in the start time - end time'. "
+    "For example, The event happens in the 24.30 - 30.42 seconds.\n# Sentence: {query}"
+)
