@@ -46,9 +46,9 @@ def _step_metrics(log: str) -> dict[int, dict[str, float]]:
         values = {}
         for item in match.group(2).split(" - "):
             key, _, value = item.partition(":")
-            number = re.search(r"-?[\d.]+(?:e-?\d+)?", value)
+            number = re.fullmatch(r"\s*(?:np\.\w+\()?(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\)?\s*", value)
             if number:
-                values[key.strip()] = float(number.group(0))
+                values[key.strip()] = float(number.group(1))
         steps[int(match.group(1))] = values
     return steps
 
