@@ -18,7 +18,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText
 
 from tools import protocol
-from recipe.videotemp_o3.agent_loop import decode_image
+from recipe.videotemp_o3.messages import decode_image
 from recipe.videotemp_o3.hf_server import HFServerClient, image_inputs, image_token_count
 from recipe.videotemp_o3.scripted_server import ScriptedServerClient
 
