@@ -105,7 +105,8 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
     import torch
 
     from tools import protocol
-    from recipe.videotemp_o3.agent_loop import VideoBudget, cut_clips, prompt_video_cache
+    from recipe.videotemp_o3.clips import cut_clips
+    from recipe.videotemp_o3.prompt_cache import VideoBudget, prompt_video_cache
     from tools.video_clip import ClipSettings
     from tools.video_io import probe, sample_video, shared_frame_cache
 

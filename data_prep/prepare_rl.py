@@ -74,6 +74,7 @@ from data_prep.common import (
 )
 from reward_fns.answer_parsing import answer_segments
 from tools.protocol import (
+    AGENT_NAME,
     TOOL_NAME,
     TRAIN_MAX_FRAMES,
     TRAIN_PIXELS,
@@ -83,7 +84,6 @@ from tools.protocol import (
     user_prompt,
 )
 
-AGENT_NAME = "videotemp_agent"
 DATA_TYPES = ("qa", "grounding")
 ABILITY = {"qa": "video_qa", "grounding": "video_grounding"}
 

@@ -77,7 +77,7 @@ def prompt_version(sample_prompts: Sequence[str] = ()) -> str:
 
 def sample_row(sample: EvalSample, index: int, settings: EvalSettings) -> dict[str, Any]:
     """The agent-loop dataset row of one sample (RLHFDataset shape, eval frame budget)."""
-    from recipe.videotemp_o3.local_rollout import make_row
+    from eval.harness.local_rollout import make_row
 
     row = make_row(
         sample.video, sample.question, index=index, duration=sample.duration,
@@ -95,7 +95,7 @@ def sample_row(sample: EvalSample, index: int, settings: EvalSettings) -> dict[s
 def agent_loop_yaml(settings: EvalSettings, out_dir: Path) -> Path:
     """An agent-loop list (verl ``agent_loop_config_path``) with this run's per-turn budget and turn limit."""
     entry = {
-        "name": "videotemp_agent",
+        "name": protocol.AGENT_NAME,
         "_target_": "eval.seeding.EvalAgentLoop",  # the training loop + per-sample seeds
         "eval_seed": settings.seed,
         "max_tokens_per_turn": settings.max_new_tokens,
@@ -113,7 +113,7 @@ def config_overrides(settings: EvalSettings, agent_yaml: Path) -> list[str]:
     """Hydra overrides shared by every engine: budgets, sampling, our agent loop."""
     return [
         f"actor_rollout_ref.rollout.agent.agent_loop_config_path={agent_yaml}",
-        "actor_rollout_ref.rollout.agent.default_agent_loop=videotemp_agent",
+        f"actor_rollout_ref.rollout.agent.default_agent_loop={protocol.AGENT_NAME}",
         f"data.max_prompt_length={settings.prompt_length}",
         f"data.max_response_length={settings.response_length}",
         f"actor_rollout_ref.rollout.prompt_length={settings.prompt_length}",
@@ -147,7 +147,7 @@ class LocalEngine(Engine):
     """The in-process ``AgentLoopWorker`` (``LocalRollout``) with a given LLM client."""
 
     def __init__(self, settings: EvalSettings, out_dir: Path, client_factory):
-        from recipe.videotemp_o3.local_rollout import LocalRollout, compose_config
+        from eval.harness.local_rollout import LocalRollout, compose_config
 
         self.settings = settings
         self._yaml = agent_loop_yaml(settings, out_dir)
@@ -165,13 +165,13 @@ class LocalEngine(Engine):
 
 
 class TransformersEngine(LocalEngine):
-    """A ``transformers`` model as the LLM server (``recipe.videotemp_o3.hf_server.HFServerClient``)."""
+    """A ``transformers`` model as the LLM server (``eval.harness.hf_server.HFServerClient``)."""
 
     name = "transformers"
     default_batch_size = 1
 
     def __init__(self, settings: EvalSettings, out_dir: Path):
-        from recipe.videotemp_o3.hf_server import HFServerClient
+        from eval.harness.hf_server import HFServerClient
 
         super().__init__(
             settings, out_dir,
@@ -190,7 +190,7 @@ def load_script(path: str | None) -> dict[str, list[str]]:
 
 
 class ScriptedEngine(LocalEngine):
-    """Scripted turn texts as the LLM server (``recipe.videotemp_o3.scripted_server``); the loop runs for real.
+    """Scripted turn texts as the LLM server (``eval.harness.scripted_server``); the loop runs for real.
 
     Samples run one at a time, so every request belongs to the current sample.
     """
@@ -199,7 +199,7 @@ class ScriptedEngine(LocalEngine):
     default_batch_size = 1
 
     def __init__(self, settings: EvalSettings, out_dir: Path):
-        from recipe.videotemp_o3.scripted_server import ScriptedServerClient
+        from eval.harness.scripted_server import ScriptedServerClient
 
         script = load_script(settings.script)
         self._current: str | None = None
@@ -254,7 +254,7 @@ class VerlEngine(Engine):
 
     def __init__(self, settings: EvalSettings, out_dir: Path):
         from recipe.videotemp_o3 import cpu_platform
-        from recipe.videotemp_o3.local_rollout import compose_config
+        from eval.harness.local_rollout import compose_config
 
         self.settings = settings
         self.on_cpu = cpu_platform.active()
@@ -302,7 +302,7 @@ class VerlEngine(Engine):
     async def run_batch(self, samples: Sequence[EvalSample], start_index: int = 0) -> list[dict[str, Any]]:
         from verl.protocol import pad_dataproto_to_divisor, unpad_dataproto
 
-        from recipe.videotemp_o3.local_rollout import LocalRollout, rows_to_batch
+        from eval.harness.local_rollout import LocalRollout, rows_to_batch
 
         rows = [sample_row(s, start_index + i, self.settings) for i, s in enumerate(samples)]
         batch = rows_to_batch(rows)

@@ -29,9 +29,22 @@ Logged per training step (``G`` in ``qa``, ``grounding``, from the ``is_qa``/``i
                                       called_tool (= tool-call rate), is_qa, is_grounding
     training/reward/clips_per_call/mean, training/reward/G/clips_per_call/mean
                                       (clips over all tool calls of the batch)
+    training/reward/reward_error/count
+                                      trajectories scored by the reward's all-zero fallback (an internal
+                                      error, logged once by the reward)
 
-Metric names avoid "min"/"max"/"sum"/"total", which ``MetricsAggregator`` would reduce by another rule
-than the sample-weighted mean.
+Rollout diagnostics, from the agent loop's own ``extra_fields`` (not routed through the reward; absent
+when the rollouts come from another loop)::
+
+    training/rollout/n_tool_calls/mean, n_clips/mean, clips_per_call/mean, called_tool/mean,
+    answered/mean, clip_errors_per_call/mean (tool calls whose clips could not be cut),
+    budget_exhausted/mean (ended by the response or context budget),
+    ended_by/<reason>/mean            one rate per termination reason seen: answer, turn_limit
+                                      (the loop's "max_turns"), response_budget, context_budget,
+                                      turn_length, malformed, vision_token, aborted
+
+Metric names avoid "min"/"max"/"sum"/"total" (hence "ended_by", not "termination", and "turn_limit"), which
+``MetricsAggregator`` would reduce by another rule than the sample-weighted mean.
 """
 
 from __future__ import annotations
@@ -44,9 +57,15 @@ from typing import Any
 import transfer_queue as tq
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer, ReplayBufferAsync
 
+from reward_fns.videotemp import is_fallback_result
+
 logger = logging.getLogger(__name__)
 
 METRIC_PREFIX = "training/reward"
+ROLLOUT_PREFIX = "training/rollout"
+# Metric names of the loop's termination reasons where its own name would mislead the aggregator.
+ENDED_BY_NAMES = {"max_turns": "turn_limit"}
+BUDGET_TERMINATIONS = ("response_budget", "context_budget")
 # (group name, reward_extra_info flag that selects its rows)
 DATA_TYPE_GROUPS: tuple[tuple[str, str], ...] = (("qa", "is_qa"), ("grounding", "is_grounding"))
 _GROUP_FLAGS = {flag for _, flag in DATA_TYPE_GROUPS}
@@ -94,6 +113,9 @@ def summarise_reward_infos(infos: Sequence[Mapping[str, Any]], prefix: str = MET
     if not rows:
         return {}
     metrics = _means(rows, prefix)
+    scored = [row for row in rows if "is_qa" in row and "is_grounding" in row]
+    if scored:
+        metrics[f"{prefix}/reward_error/count"] = float(sum(is_fallback_result(row) for row in scored))
     for group, flag in DATA_TYPE_GROUPS:
         group_rows = [row for row in rows if row.get(flag) == 1.0]
         if group_rows:
@@ -101,21 +123,69 @@ def summarise_reward_infos(infos: Sequence[Mapping[str, Any]], prefix: str = MET
     return metrics
 
 
+def _plain(value: Any) -> Any:
+    """numpy arrays / scalars (as stored batches hold them) to Python lists / scalars."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def summarise_rollouts(extra_fields: Sequence[Mapping[str, Any]], prefix: str = ROLLOUT_PREFIX) -> dict[str, float]:
+    """Batch rates and means of the agent loop's own per-trajectory fields (rows without a
+    ``termination`` did not come from the loop and do not count; none: no metrics)."""
+    rows = [fields for fields in extra_fields if isinstance(fields, Mapping) and fields.get("termination") is not None]
+    if not rows:
+        return {}
+    n = float(len(rows))
+    calls = [float(_plain(row.get("n_tool_calls")) or 0) for row in rows]
+    clips = [float(_plain(row.get("n_clips")) or 0) for row in rows]
+    clip_errors = [error for row in rows for error in (_plain(row.get("clip_errors")) or [])]
+    ended = [str(_plain(row["termination"])) for row in rows]
+    metrics = {
+        f"{prefix}/n_tool_calls/mean": sum(calls) / n,
+        f"{prefix}/n_clips/mean": sum(clips) / n,
+        f"{prefix}/clips_per_call/mean": sum(clips) / sum(calls) if sum(calls) > 0 else 0.0,
+        f"{prefix}/called_tool/mean": sum(c > 0 for c in calls) / n,
+        f"{prefix}/answered/mean": sum(bool(_plain(row.get("answered"))) for row in rows) / n,
+        f"{prefix}/clip_errors_per_call/mean": sum(e is not None for e in clip_errors) / sum(calls) if sum(calls) > 0 else 0.0,
+        f"{prefix}/budget_exhausted/mean": sum(reason in BUDGET_TERMINATIONS for reason in ended) / n,
+    }
+    for reason in sorted(set(ended)):
+        metrics[f"{prefix}/ended_by/{ENDED_BY_NAMES.get(reason, reason)}/mean"] = ended.count(reason) / n
+    return metrics
+
+
+def _unwrap(extra_fields: Any) -> Any:
+    return getattr(extra_fields, "data", extra_fields)  # NonTensorData from some TQ backends
+
+
 def reward_extra_info_of(extra_fields: Any) -> dict[str, Any]:
     """The ``reward_extra_info`` dict inside one trajectory's stored ``extra_fields`` ({} if absent)."""
-    extra_fields = getattr(extra_fields, "data", extra_fields)  # NonTensorData from some TQ backends
+    extra_fields = _unwrap(extra_fields)
     if not isinstance(extra_fields, Mapping):
         return {}
     info = extra_fields.get("reward_extra_info") or {}
     return dict(info) if isinstance(info, Mapping) else {}
 
 
-def fetch_reward_infos(keys: Sequence[str], partition_id: str) -> list[dict[str, Any]]:
-    """Read the reward_extra_info of the given trajectory keys from TransferQueue."""
+def fetch_extra_fields(keys: Sequence[str], partition_id: str) -> list[Any]:
+    """Read the stored ``extra_fields`` of the given trajectory keys from TransferQueue."""
     if not keys:
         return []
     data = tq.kv_batch_get(keys=list(keys), partition_id=partition_id, select_fields=["extra_fields"])
-    return [reward_extra_info_of(value) for value in data["extra_fields"]]
+    return [_unwrap(value) for value in data["extra_fields"]]
+
+
+def fetch_reward_infos(keys: Sequence[str], partition_id: str) -> list[dict[str, Any]]:
+    """Read the reward_extra_info of the given trajectory keys from TransferQueue."""
+    return [reward_extra_info_of(value) for value in fetch_extra_fields(keys, partition_id)]
+
+
+def training_step_metrics(extra_fields: Sequence[Any]) -> dict[str, float]:
+    """``training/reward/*`` and ``training/rollout/*`` metrics of one training batch's stored ``extra_fields``."""
+    fields = [_unwrap(value) for value in extra_fields]
+    return {
+        **summarise_reward_infos([reward_extra_info_of(value) for value in fields]),
+        **summarise_rollouts([value for value in fields if isinstance(value, Mapping)]),
+    }
 
 
 class _RewardMetricsMixin:
@@ -139,7 +209,8 @@ class _RewardMetricsMixin:
         self._metrics_error_logged = False
 
     def sample(self, global_steps: int, partition_id: str, batch_size: int):
-        """verl's sampling, plus ``training/reward/*`` means for the sampled training trajectories."""
+        """verl's sampling, plus ``training/reward/*`` and ``training/rollout/*`` metrics of the sampled
+        training trajectories."""
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
         if partition_id == "train":
             metrics = {**metrics, **self._reward_metrics(batch.keys, batch.partition_id)}
@@ -147,7 +218,7 @@ class _RewardMetricsMixin:
 
     def _reward_metrics(self, keys: Sequence[str], partition_id: str) -> dict[str, float]:
         try:
-            return summarise_reward_infos(fetch_reward_infos(keys, partition_id))
+            return training_step_metrics(fetch_extra_fields(keys, partition_id))
         except Exception:  # metrics must never stop training
             if not self._metrics_error_logged:
                 logger.exception("Could not compute reward-component training metrics; skipping them.")

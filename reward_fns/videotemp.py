@@ -5,6 +5,9 @@ once per trajectory (``reward.custom_reward_function.path=pkg://reward_fns.video
 returned dict always has the same float keys (``REWARD_KEYS``); verl stores all of them as
 ``reward_extra_info`` and uses ``score`` as the scalar reward.
 
+The three components are pure functions (:func:`accuracy_reward`, :func:`penalty_iou_reward`,
+:func:`format_reward`); :func:`score_trajectory` composes them into the named parts.
+
 Turns come from ``extra_info["turn_texts"]`` when the agent loop provides them, otherwise from the
 decoded response split with ``protocol.split_assistant_turns``; both give the same components.
 The counts ``n_tool_calls``, ``n_clips`` and ``answered`` come from the loop's ``tool_ranges``,
@@ -193,40 +196,77 @@ def _zero_result() -> dict[str, float]:
     return {key: 0.0 for key in REWARD_KEYS}
 
 
+def is_fallback_result(info: Mapping[str, Any]) -> bool:
+    """Whether a ``compute_score`` result is the all-zero fallback of an internal error: a scored
+    trajectory always has ``is_qa`` or ``is_grounding`` set; the fallback has neither."""
+    return "is_qa" in info and "is_grounding" in info and not info["is_qa"] and not info["is_grounding"]
+
+
+# ------------------------------------------------------------------------------------------------
+# The three components, each a pure function (EasyR1's shape: compute_score composes named parts)
+# ------------------------------------------------------------------------------------------------
+
+
+def accuracy_reward(answer: str | None, truth: GroundTruth, settings: RewardSettings) -> float:
+    """qa: 1 iff the answer's first option letter is the reference's; grounding: the answer's
+    segment score against the reference segments, normalised between ``iou_low`` and ``iou_high``."""
+    if truth.data_type == "qa":
+        letter = first_letter(answer)
+        return 1.0 if letter is not None and letter == first_letter(truth.answer) else 0.0
+    answer_score = segment_score(answer_segments(answer, settings.dash_separator), truth.timestamps)
+    return normalise_iou(answer_score, settings.iou_low, settings.iou_high)
+
+
+@dataclass(frozen=True)
+class IouReward:
+    """The penalty-aware IoU component and how it came about."""
+
+    iou: float  # the reward component (may be -penalty)
+    tool_iou: float  # raw segment score of the IoU turn's tool ranges against the evidence (0 without a call)
+    penalised: bool
+
+
+def penalty_iou_reward(turns: Sequence[str], truth: GroundTruth, acc: float, settings: RewardSettings) -> IouReward:
+    """Penalty-aware IoU of the tool call the rules read (``iou_turn``), paid only to a correct qa answer.
+
+    A correct qa answer gets the normalised tool score, less ``penalty`` when it is below ``sigma``
+    (looked in the wrong place); with ``grounding_penalty`` a correct grounding answer gets ``-penalty``
+    (the reference's quirk); everything else 0.
+    """
+    ranges = iou_turn_ranges(turns, settings.iou_turn)
+    tool_iou = segment_score(ranges, truth.timestamps) if ranges else 0.0
+    if truth.data_type == "qa" and acc == 1.0:
+        value = normalise_iou(tool_iou, settings.iou_low, settings.iou_high)
+        if value < settings.sigma:
+            return IouReward(value - settings.penalty, tool_iou, True)
+        return IouReward(value, tool_iou, False)
+    if truth.data_type != "qa" and settings.grounding_penalty and acc == 1.0:  # its IoU score is 0 here
+        return IouReward(-settings.penalty, tool_iou, True)
+    return IouReward(0.0, tool_iou, False)
+
+
+def format_reward(turns: Sequence[str], settings: RewardSettings) -> float:
+    """1 iff there is a turn and every assistant turn has one of the two strict shapes."""
+    return 1.0 if turns and all(protocol.is_well_formed_turn(t, settings.single_blocks) for t in turns) else 0.0
+
+
 def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardSettings) -> dict[str, float]:
     """All reward components of one trajectory from its assistant turns (pure; see REWARDS.md)."""
     answer = final_answer(turns)
     is_qa = truth.data_type == "qa"
-
-    if is_qa:
-        letter = first_letter(answer)
-        acc = 1.0 if letter is not None and letter == first_letter(truth.answer) else 0.0
-    else:
-        answer_score = segment_score(answer_segments(answer, settings.dash_separator), truth.timestamps)
-        acc = normalise_iou(answer_score, settings.iou_low, settings.iou_high)
-
-    ranges = iou_turn_ranges(turns, settings.iou_turn)
-    tool_iou = segment_score(ranges, truth.timestamps) if ranges else 0.0
-    penalty_iou, penalised = 0.0, 0.0
-    if is_qa and acc == 1.0:
-        penalty_iou = normalise_iou(tool_iou, settings.iou_low, settings.iou_high)
-        if penalty_iou < settings.sigma:
-            penalty_iou -= settings.penalty
-            penalised = 1.0
-    elif settings.grounding_penalty and acc == 1.0:  # the reference's quirk (its IoU score is 0 here)
-        penalty_iou, penalised = -settings.penalty, 1.0
-
-    fmt = 1.0 if turns and all(protocol.is_well_formed_turn(t, settings.single_blocks) for t in turns) else 0.0
+    acc = accuracy_reward(answer, truth, settings)
+    iou = penalty_iou_reward(turns, truth, acc, settings)
+    fmt = format_reward(turns, settings)
     tool_turns = executed_tool_turns(turns)
     n_tool_calls = float(len(tool_turns))
-    score = settings.acc_weight * acc + settings.iou_weight * penalty_iou + settings.format_weight * fmt
+    score = settings.acc_weight * acc + settings.iou_weight * iou.iou + settings.format_weight * fmt
     return {
         "score": score,
         "acc": acc,
-        "iou": penalty_iou,
+        "iou": iou.iou,
         "format": fmt,
-        "tool_iou": tool_iou,
-        "penalised": penalised,
+        "tool_iou": iou.tool_iou,
+        "penalised": 1.0 if iou.penalised else 0.0,
         "n_tool_calls": n_tool_calls,
         "n_clips": float(_count_clips(turns, tool_turns)),
         "answered": 1.0 if answer is not None else 0.0,
@@ -257,7 +297,12 @@ def compute_score(
     extra_info: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """verl reward entry point; never raises (on an internal error: all keys 0.0, logged once)."""
+    """verl reward entry point: the named parts of :func:`score_trajectory` (accuracy, penalty-aware IoU,
+    format and their counts) with the loop's own counts when it provides them.
+
+    Never raises: on an internal error every key is 0.0 (:func:`is_fallback_result`; the training
+    metrics count them as ``training/reward/reward_error/count``), logged once.
+    """
     global _error_logged
     try:
         settings = RewardSettings.from_kwargs(kwargs)

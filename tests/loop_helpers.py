@@ -43,7 +43,7 @@ def index_video(path: Path) -> Path:
 
 
 def row(video: Path, question: str = "What happens?", index: int = 0) -> dict[str, Any]:
-    from recipe.videotemp_o3.local_rollout import make_row
+    from eval.harness.local_rollout import make_row
 
     return make_row(
         video,
@@ -68,7 +68,7 @@ def answer(text: str = "A", think: str = "seen it") -> str:
 
 def rollout(model_dir: Path, client: Any, overrides: list[str] | None = None, **agent_kwargs: Any):
     """A LocalRollout on ``model_dir`` with small budgets; ``agent_kwargs`` patch the agent-loop entry."""
-    from recipe.videotemp_o3.local_rollout import LocalRollout, compose_config
+    from eval.harness.local_rollout import LocalRollout, compose_config
 
     config = compose_config(
         model_dir,
@@ -102,14 +102,14 @@ def video_runs(ids: list[int], video_token_id: int) -> list[int]:
 
 def processor_grid(processor: Any, video: tuple[torch.Tensor, dict]) -> torch.Tensor:
     """``video_grid_thw`` row the processor produces for one ``(frames, metadata)`` video."""
-    from recipe.videotemp_o3.hf_server import video_inputs
+    from eval.harness.hf_server import video_inputs
 
     return video_inputs(processor, [video])["video_grid_thw"][0]
 
 
 def assert_video_alignment(processor: Any, batch, i: int) -> list[tuple[torch.Tensor, dict]]:
     """Every video's placeholder count matches the processor; grids match ``multi_modal_inputs``."""
-    from recipe.videotemp_o3.hf_server import video_token_count
+    from eval.harness.hf_server import video_token_count
 
     prompt, response, _ = sample_ids(batch, i)
     videos = batch.non_tensor_batch["multi_modal_data"][i]["videos"]

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from recipe.videotemp_o3.agent_loop import PromptVideoCache
+from recipe.videotemp_o3.prompt_cache import PromptVideoCache
 
 
 async def test_concurrent_acquires_share_one_decode():

@@ -13,7 +13,7 @@ import torch
 from loop_helpers import answer, assert_video_alignment, rollout, row, sample_ids, tool_call
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from recipe.videotemp_o3.hf_server import HFServerClient
+from eval.harness.hf_server import HFServerClient
 
 MAX_TURN_TOKENS = 96
 

@@ -18,9 +18,9 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText
 
 from tools import protocol
-from recipe.videotemp_o3.agent_loop import decode_image
-from recipe.videotemp_o3.hf_server import HFServerClient, image_inputs, image_token_count
-from recipe.videotemp_o3.scripted_server import ScriptedServerClient
+from recipe.videotemp_o3.messages import decode_image
+from eval.harness.hf_server import HFServerClient, image_inputs, image_token_count
+from eval.harness.scripted_server import ScriptedServerClient
 
 # 160x120 source, at most 6,272 px: qwen-vl-utils resizes it to 84x56 -> grid (1, 4, 6) -> 6 pad tokens.
 IMAGE_SIZE = (160, 120)

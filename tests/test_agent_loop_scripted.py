@@ -24,8 +24,8 @@ from transformers import AutoProcessor
 
 from data_prep.synthetic_video import read_frame_index
 from tools import protocol
-from recipe.videotemp_o3.agent_loop import prompt_video_cache
-from recipe.videotemp_o3.scripted_server import ScriptedServerClient
+from recipe.videotemp_o3.prompt_cache import prompt_video_cache
+from eval.harness.scripted_server import ScriptedServerClient
 
 
 def scripted(processor, turns):

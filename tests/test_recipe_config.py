@@ -224,3 +224,17 @@ def test_multinode_script_dry_run(tmp_path):
     env.update(ROLE="worker", HEAD_ADDR="10.1.2.3")
     res = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode == 0 and "--address=10.1.2.3:6379" in res.stdout
+
+
+def test_agent_name_in_yaml_configs_is_the_protocol_constant():
+    """The yaml configs spell the agent name out; it must be ``tools.protocol.AGENT_NAME``, the loop's registry key."""
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+
+    import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers the loop)
+
+    assert protocol.AGENT_NAME == "videotemp_agent"
+    grpo = yaml.safe_load((CONFIG_DIR / "videotemp_o3_grpo.yaml").read_text())
+    assert grpo["actor_rollout_ref"]["rollout"]["agent"]["default_agent_loop"] == protocol.AGENT_NAME
+    entries = yaml.safe_load((CONFIG_DIR / "agent_loop.yaml").read_text())
+    assert [e["name"] for e in entries] == [protocol.AGENT_NAME]
+    assert protocol.AGENT_NAME in _agent_loop_registry

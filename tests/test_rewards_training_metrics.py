@@ -239,3 +239,72 @@ async def test_reward_components_reach_the_training_step_metrics(transfer_queue)
     stored = transfer_queue.kv_batch_get(keys=batch.keys, partition_id="train", select_fields=["extra_fields"])
     assert all(set(reward_extra_info_of(v)) >= {"score", "acc", "iou", "format"} for v in stored["extra_fields"])
     transfer_queue.kv_clear(keys=[*batch.keys, "q1", "g1"], partition_id="train")
+
+
+# ---------------------------------------------------------------- rollout diagnostics and reward errors
+
+
+def loop_fields(termination, n_tool_calls=0, n_clips=0, answered=False, clip_errors=()):
+    """The agent loop's own extra_fields of one trajectory (the keys summarise_rollouts reads)."""
+    return {"termination": termination, "n_tool_calls": n_tool_calls, "n_clips": n_clips, "answered": answered,
+            "clip_errors": list(clip_errors), "turn_texts": ["..."]}
+
+
+def test_rollout_diagnostics_come_from_the_loop_fields():
+    from reward_fns.training_metrics import summarise_rollouts
+
+    rows = [
+        loop_fields("answer", 1, 2, True, [None]),
+        loop_fields("max_turns", 2, 3, False, [None, "Error reading video file"]),
+        loop_fields("response_budget", 1, 0, False, ["bad range"]),
+        loop_fields("context_budget"),
+        {"min_global_steps": 1},  # not from the loop: ignored
+    ]
+    metrics = summarise_rollouts(rows)
+    p = "training/rollout"
+    assert metrics[f"{p}/budget_exhausted/mean"] == pytest.approx(2 / 4)
+    assert metrics[f"{p}/ended_by/answer/mean"] == pytest.approx(1 / 4)
+    assert metrics[f"{p}/ended_by/turn_limit/mean"] == pytest.approx(1 / 4)
+    assert metrics[f"{p}/ended_by/response_budget/mean"] == pytest.approx(1 / 4)
+    assert f"{p}/ended_by/max_turns/mean" not in metrics
+    assert metrics[f"{p}/n_tool_calls/mean"] == pytest.approx(4 / 4)
+    assert metrics[f"{p}/n_clips/mean"] == pytest.approx(5 / 4)
+    assert metrics[f"{p}/clips_per_call/mean"] == pytest.approx(5 / 4)
+    assert metrics[f"{p}/called_tool/mean"] == pytest.approx(3 / 4)
+    assert metrics[f"{p}/answered/mean"] == pytest.approx(1 / 4)
+    assert metrics[f"{p}/clip_errors_per_call/mean"] == pytest.approx(2 / 4)
+    assert summarise_rollouts([{"reward_extra_info": {"acc": 1.0}}]) == {}
+    aggregator = MetricsAggregator()
+    assert {aggregator._get_aggregation_type(name) for name in metrics} == {"weighted_avg"}
+
+
+def test_every_loop_termination_gets_a_mean_aggregated_name():
+    from recipe.videotemp_o3.agent_loop import Termination
+    from reward_fns.training_metrics import BUDGET_TERMINATIONS, summarise_rollouts
+
+    reasons = [t.value for t in Termination]
+    assert set(BUDGET_TERMINATIONS) <= set(reasons)
+    metrics = summarise_rollouts([loop_fields(reason) for reason in reasons])
+    assert len([name for name in metrics if "/ended_by/" in name]) == len(reasons)
+    aggregator = MetricsAggregator()
+    assert {aggregator._get_aggregation_type(name) for name in metrics} == {"weighted_avg"}
+
+
+def test_reward_fallback_is_counted_and_training_step_metrics_read_both():
+    from reward_fns.training_metrics import training_step_metrics
+    from reward_fns.videotemp import compute_score, is_fallback_result
+
+    good = compute_score("videotemp", decoded_response([answer_turn("C")]), qa_truth("C", [[1, 2]]))
+    bad = compute_score("videotemp", decoded_response([answer_turn("C")]), {"data_type": "ocr", "answer": "C"})
+    assert not is_fallback_result(good) and is_fallback_result(bad)
+    stored = [
+        {**loop_fields("answer", answered=True), "reward_extra_info": good},
+        types.SimpleNamespace(data={**loop_fields("response_budget"), "reward_extra_info": bad}),
+        {**loop_fields("response_budget"), "reward_extra_info": bad},
+    ]
+    metrics = training_step_metrics(stored)
+    assert metrics["training/reward/reward_error/count"] == 2.0
+    assert metrics["training/reward/acc/mean"] == pytest.approx(1 / 3)
+    assert metrics["training/rollout/budget_exhausted/mean"] == pytest.approx(2 / 3)
+    assert summarise_reward_infos([good])["training/reward/reward_error/count"] == 0.0
+    assert MetricsAggregator()._get_aggregation_type("training/reward/reward_error/count") == "weighted_avg"

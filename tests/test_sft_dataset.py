@@ -155,7 +155,7 @@ def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
     from transformers import AutoModelForImageTextToText
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
 
-    from recipe.videotemp_o3.vit_freeze import freeze_vision_tower, install_vision_tower_freeze
+    from recipe.videotemp_o3.verl_hooks import freeze_vision_tower, install_vision_tower_freeze
 
     net = AutoModelForImageTextToText.from_pretrained(str(tiny_model_dir()))
     visual = {n for n, _ in net.named_parameters() if ".visual." in f".{n}"}
@@ -167,7 +167,7 @@ def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
     assert any("lm_head" in n or "embed_tokens" in n for n in trainable)
 
     original = FSDPEngine._build_module
-    unwrapped = getattr(original, "__wrapped__", original)  # importing vit_freeze installs the hook
+    unwrapped = getattr(original, "__wrapped__", original)  # importing verl_hooks installs the hook
     try:
         FSDPEngine._build_module = unwrapped
         _dataset(parquet, model, freeze_vision_tower=True)

@@ -80,3 +80,22 @@ def test_production_config_loads_the_hooks():
     """GPU clusters hit the equal-length case too: the production GRPO config must install the fix."""
     config = yaml.safe_load(CONFIG.read_text())
     assert config["actor_rollout_ref"]["model"]["external_lib"] == "recipe.videotemp_o3.verl_hooks"
+
+
+def test_one_install_point_installs_every_hook():
+    """``install`` (run on import) wraps the FSDP engine and the position-ids helper; with a processor it
+    also adds the MRoPE video-time kwargs, leaving a processor that already has them alone."""
+    import types
+
+    import verl.utils.tensordict_utils as tensordict_utils
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
+
+    processor = types.SimpleNamespace()
+    verl_hooks.install(processor)
+    assert FSDPEngine._build_module._freezes_vision_tower
+    assert tensordict_utils.maybe_fix_3d_position_ids._videotemp
+    assert processor.get_rope_index_kwargs({"second_per_grid_ts": [0.5]}) == {"second_per_grid_ts": [0.5]}
+    assert processor.get_rope_index_kwargs({}) == {}
+    own = types.SimpleNamespace(get_rope_index_kwargs=lambda inputs: {"own": 1})
+    verl_hooks.install(own)
+    assert own.get_rope_index_kwargs({}) == {"own": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -345,3 +346,13 @@ def test_cli_help_loads_neither_torch_nor_verl():
     assert done.returncode == 0, done.stderr
     assert "--frames-dir" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_caught_clip_error_is_logged_once_with_the_exception(tmp_path, caplog):
+    path = tmp_path / "missing.mp4"
+    with caplog.at_level(logging.WARNING, logger="tools.video_clip"):
+        result = run_clip_call(path, call(ranges_body((1, 2))), SETTINGS, duration=10.0)
+    assert result.clips == []
+    (record,) = [r for r in caplog.records if r.name == "tools.video_clip"]
+    assert str(path) in record.getMessage() and "failed" in record.getMessage()
+    assert "VideoError(" in record.getMessage() and "no such video file" in record.getMessage()

@@ -9,13 +9,15 @@ removes the ones left by dead processes of this host (the next run calls it).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import secrets
 import shutil
 import socket
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TEMP_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
@@ -79,3 +81,16 @@ def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+def strip_file_uri(ref: str | os.PathLike) -> str:
+    """``ref`` as a path string without a leading ``file://`` (``"file:///a"`` -> ``"/a"``); others unchanged."""
+    path = os.fspath(ref)
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def parquet_value(value: Any, default: Any = None) -> Any:
+    """``default`` for None or a float NaN (parquet fills missing struct keys with them), else ``value``."""
+    if value is None or (isinstance(value, numbers.Real) and math.isnan(value)):
+        return default
+    return value

@@ -22,6 +22,10 @@ from typing import Any, Literal
 
 TOOL_NAME = "get_video_clip_frame"
 
+# Name of the agent loop in verl's registry: data rows' ``agent_name`` and rollout.agent.default_agent_loop
+# (the recipe's yaml configs spell it out; tests/test_recipe_config.py checks they match).
+AGENT_NAME = "videotemp_agent"
+
 MAX_ASSISTANT_TURNS = 3
 MAX_CLIPS_PER_CALL = 3
 

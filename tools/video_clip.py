@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the project packages impo
 import argparse
 import asyncio
 import json
+import logging
 import math
 import os
 import re
@@ -51,6 +52,8 @@ from tools.protocol import (  # light: no torch, no verl
     parse_tool_call,
     validate_ranges,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +179,7 @@ def run_clip_call(video_path: str | os.PathLike, call: ToolCall, settings: ClipS
         return ClipResult(clips, check.clips, feedback_text(check.clips, caption=settings.caption), None)
     except Exception as exc:  # VideoError or a decoder surprise: never let it end the rollout
         reason = str(exc) or type(exc).__name__
+        logger.warning("clip call on %s failed (the model gets the error as feedback): %r", os.fspath(video_path), exc)
         return _range_failure([f"Error reading video file {os.fspath(video_path)}: {reason}"], rules)
 
 

@@ -18,56 +18,37 @@ What verl needs from this loop and where it is ensured:
 * feedback tokens carry ``response_mask`` 0 (``ct_merge_context_msg``), generated tokens 1;
 * ``max_tokens`` of every request is ``min(per-turn cap, response budget left, context left)``.
 
-Prompt videos are decoded by ``tools.video_io.sample_video`` (uint8, resized while decoding) once per
-prompt and worker process: the rollouts of one GRPO group share the same tensor
-(:class:`PromptVideoCache`), on top of the byte-budgeted frame cache that clips reuse too. Prompt
-images are decoded per rollout by qwen-vl-utils' ``fetch_image`` (:func:`decode_image`).
+This module holds the loop only. Beside it: ``prompt_cache`` (prompt videos decoded once per GRPO group
+and process, and the decode thread pool), ``messages`` (the prompt's video/image blocks and budget,
+images decoded per rollout by qwen-vl-utils' ``fetch_image``), ``clips`` (tool calls serialized per
+video), ``processor_info`` (pixel factor, patch size, vision tokens) and ``verl_hooks`` (the verl fixes,
+installed by ``verl_hooks.install``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import math
 import os
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 from uuid import uuid4
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
 from verl.utils.rollout_trace import rollout_trace_op
 
+from recipe.videotemp_o3 import verl_hooks
+from recipe.videotemp_o3.clips import cut_clips, frame_cache_counts
+from recipe.videotemp_o3.messages import decode_image, image_blocks, number, prompt_video_path, video_block, video_budget
+from recipe.videotemp_o3.processor_info import image_factor, image_patch_size, vision_token_ids
+from recipe.videotemp_o3.prompt_cache import DECODE_EXECUTOR, VideoBudget, prompt_video_cache
 from tools import protocol
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
-
-AGENT_NAME = "videotemp_agent"
-
-# Every sample carries the same extra_fields keys (verl stacks them into object arrays).
-EXTRA_FIELD_KEYS = (
-    "turn_texts",
-    "tool_ranges",
-    "n_tool_calls",
-    "n_clips",
-    "answered",
-    "termination",
-    "final_answer",
-    "clip_errors",
-    "prompt_frames",
-    "prompt_images",
-    "prompt_decode_shared",
-    "frame_cache_hits",
-    "frame_cache_misses",
-    "clip_seconds",
-)
-
-_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="videotemp-decode")
 
 
 class AgentState(Enum):
@@ -88,91 +69,6 @@ class Termination(str, Enum):
     TURN_LENGTH = "turn_length"  # RL rules: a turn cut by its token cap ends the episode (ms-swift finish_reason "length")
     MALFORMED = "malformed"  # eval rules: an unreadable tool call, or a turn with neither answer nor tool call
     VISION_TOKEN = "vision_token"  # the model generated a vision special token; the turn is cut before it
-
-
-# --------------------------------------------------------------------------------------------
-# Prompt video sharing across the rollouts of a group
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VideoBudget:
-    """Sampling budget of one video: the key of a decoded prompt video together with its path."""
-
-    fps: float
-    min_frames: int
-    max_frames: int
-    min_pixels: int
-    max_pixels: int
-    image_factor: int
-
-
-class PromptVideoCache:
-    """Decoded prompt videos shared by concurrent rollouts inside one process.
-
-    ``acquire`` returns the same ``SampledVideo`` object to every caller asking for the same
-    (path, budget); concurrent callers wait on one decode (a thread-safe future, so it works from any
-    event loop). Entries in use are always kept; up to ``max_idle`` released ones stay for rollouts
-    that start later.
-    """
-
-    def __init__(self, max_idle: int = 2):
-        self.max_idle = max_idle
-        self._lock = threading.Lock()
-        self._entries: dict[tuple, concurrent.futures.Future] = {}
-        self._users: dict[tuple, int] = {}
-        self._idle: OrderedDict[tuple, None] = OrderedDict()
-        self.decodes = 0  # number of decodes started (tests and metrics)
-
-    async def acquire(self, key: tuple, decode: Callable[[], Any]) -> tuple[Any, bool]:
-        """Video for ``key`` (decoding it with ``decode`` in a thread if absent) and whether it was shared."""
-        with self._lock:
-            future = self._entries.get(key)
-            shared = future is not None
-            if future is None:
-                future = _EXECUTOR.submit(decode)
-                self._entries[key] = future
-                self.decodes += 1
-            self._users[key] = self._users.get(key, 0) + 1
-            self._idle.pop(key, None)
-        try:
-            return await asyncio.wrap_future(future), shared
-        except BaseException:
-            with self._lock:
-                if self._entries.get(key) is future and future.done() and future.exception() is not None:
-                    self._entries.pop(key, None)  # do not cache failures
-            self.release(key)
-            raise
-
-    def release(self, key: tuple) -> None:
-        """One user of ``key`` is done with it."""
-        with self._lock:
-            users = self._users.get(key, 0) - 1
-            if users > 0:
-                self._users[key] = users
-                return
-            self._users.pop(key, None)
-            if key not in self._entries:
-                return
-            self._idle[key] = None
-            while len(self._idle) > self.max_idle:
-                old, _ = self._idle.popitem(last=False)
-                self._entries.pop(old, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._users.clear()
-            self._idle.clear()
-            self.decodes = 0
-
-
-_PROMPT_VIDEOS = PromptVideoCache()
-
-
-def prompt_video_cache() -> PromptVideoCache:
-    """The process-wide prompt video cache."""
-    return _PROMPT_VIDEOS
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,65 +111,12 @@ class Trajectory:
         return len(self.token_ids) - len(self.response_mask)
 
 
-def _video_block(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first ``{"type": "video"}`` content block of the conversation."""
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, (list, tuple)):
-            for block in content:
-                if isinstance(block, dict) and block.get("type") == "video":
-                    return block
-    raise ValueError("raw_prompt has no {'type': 'video'} block; VideoTempAgentLoop needs the prompt video")
-
-
-def image_blocks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``{"type": "image"}`` content blocks of the conversation, in token order."""
-    return [
-        block
-        for message in messages
-        if isinstance(message.get("content"), (list, tuple))
-        for block in message["content"]
-        if isinstance(block, dict) and block.get("type") == "image"
-    ]
-
-
-def decode_image(block: dict[str, Any], image_patch_size: int):
-    """The RGB ``PIL.Image`` of one image block, resized by qwen-vl-utils' ``fetch_image``.
-
-    The block's ``min_pixels``/``max_pixels`` (or ``resized_height``/``resized_width``) apply, else
-    qwen-vl-utils' image defaults, exactly as verl's dataset path decodes images. Keys holding None
-    or NaN (parquet fills missing struct keys) count as absent.
-    """
-    from qwen_vl_utils import fetch_image
-
-    element = {k: v for k, v in block.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-    if element.get("image") is None:
-        raise ValueError(f"image block without an 'image' value: {sorted(block)}")
-    return fetch_image(element, image_patch_size=image_patch_size)
-
-
-def _as_path(ref: Any) -> str:
-    if not isinstance(ref, (str, os.PathLike)):
-        raise ValueError(f"the prompt video block must hold a file path, got {type(ref).__name__}")
-    path = os.fspath(ref)
-    return path[len("file://") :] if path.startswith("file://") else path
-
-
-def _num(value: Any, default: float) -> float:
-    """``value`` as a float, ``default`` for None/NaN (parquet fills missing struct keys with None)."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return default
-    return default if math.isnan(out) else out
-
-
 # --------------------------------------------------------------------------------------------
 # The agent loop
 # --------------------------------------------------------------------------------------------
 
 
-@register(AGENT_NAME)
+@register(protocol.AGENT_NAME)
 class VideoTempAgentLoop(AgentLoopBase):
     """Multi-turn "thinking with videos" loop with the ``get_video_clip_frame`` tool.
 
@@ -337,9 +180,8 @@ class VideoTempAgentLoop(AgentLoopBase):
         if self.processor is None:
             raise ValueError("VideoTempAgentLoop needs a vision-language processor (processor is None)")
         self.image_factor = image_factor(self.processor)
-        # qwen-vl-utils resizes images to multiples of patch_size * 2 (verl passes the same size).
-        self.image_patch_size = int(getattr(getattr(self.processor, "image_processor", None), "patch_size", 14))
-        install_rope_time_fix(self.processor)
+        self.image_patch_size = image_patch_size(self.processor)
+        verl_hooks.install(self.processor)
         self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.end_ids = {t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None}
         self.vision_ids = vision_token_ids(self.tokenizer)
@@ -350,21 +192,14 @@ class VideoTempAgentLoop(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         messages = [dict(m) for m in kwargs["raw_prompt"]]
         extra_info = kwargs.get("extra_info") or {}
-        block = _video_block(messages)
-        path = _as_path(extra_info.get("video_path") or block.get("video"))
-        budget = VideoBudget(
-            fps=_num(block.get("fps"), protocol.VIDEO_FPS),
-            min_frames=int(_num(block.get("min_frames"), 4)),
-            max_frames=int(_num(block.get("max_frames"), protocol.TRAIN_MAX_FRAMES)),
-            min_pixels=int(_num(block.get("min_pixels"), protocol.TRAIN_PIXELS)),
-            max_pixels=int(_num(block.get("max_pixels"), protocol.TRAIN_PIXELS)),
-            image_factor=self.image_factor,
-        )
+        block = video_block(messages)
+        path = prompt_video_path(block, extra_info)
+        budget = video_budget(block, self.image_factor)
         traj = Trajectory(
             request_id=uuid4().hex,
             messages=messages,
             video_path=path,
-            duration=_num(extra_info.get("duration"), float("nan")),
+            duration=number(extra_info, "duration", float("nan")),
             budget=budget,
         )
         key = (path, budget)
@@ -381,7 +216,7 @@ class VideoTempAgentLoop(AgentLoopBase):
                     raise RuntimeError(f"invalid state {state}")
         finally:
             if traj.holds_prompt_video:
-                _PROMPT_VIDEOS.release(key)
+                prompt_video_cache().release(key)
         return self._output(traj)
 
     # ---------------------------------------------------------------- states
@@ -393,16 +228,16 @@ class VideoTempAgentLoop(AgentLoopBase):
         blocks = image_blocks(traj.messages)
         if blocks:
             traj.images = await asyncio.get_running_loop().run_in_executor(
-                _EXECUTOR, lambda: [decode_image(b, self.image_patch_size) for b in blocks]
+                DECODE_EXECUTOR, lambda: [decode_image(b, self.image_patch_size) for b in blocks]
             )
         if self.prompt_video_reader == "shared":
-            sampled, shared = await _PROMPT_VIDEOS.acquire(key, lambda: self._decode_prompt(traj))
+            sampled, shared = await prompt_video_cache().acquire(key, lambda: self._decode_prompt(traj))
             traj.holds_prompt_video = True
             video = sampled.as_verl_video()
             traj.metrics["prompt_frames"] = len(sampled.times)
         else:
             # Only the video block: the images are decoded above, once.
-            mm = await self.process_multi_modal_info([{"role": "user", "content": [_video_block(traj.messages)]}])
+            mm = await self.process_multi_modal_info([{"role": "user", "content": [video_block(traj.messages)]}])
             video, shared = mm["videos"][0], False
             traj.metrics["prompt_frames"] = int(video[0].shape[0])
         if math.isnan(traj.duration):  # the whole video's metadata gives it (as probe(): frames / fps)
@@ -586,14 +421,14 @@ class VideoTempAgentLoop(AgentLoopBase):
             timeout_s=self.decode_timeout_s,
         )
         cache = shared_frame_cache(self.frame_cache_bytes)
-        before = _cache_counts(cache)
+        before = frame_cache_counts(cache)
         t0 = time.perf_counter()
         result = await asyncio.get_running_loop().run_in_executor(
-            _EXECUTOR,
+            DECODE_EXECUTOR,
             lambda: cut_clips(traj.video_path, call, settings, duration=traj.duration, cache=cache, rules=self.rules),
         )
         traj.clip_seconds += time.perf_counter() - t0
-        after = _cache_counts(cache)
+        after = frame_cache_counts(cache)
         traj.cache_hits += after[0] - before[0]  # process-wide counters: approximate under concurrency
         traj.cache_misses += after[1] - before[1]
         traj.metrics["tool_calls"] = traj.metrics.get("tool_calls", 0.0) + time.perf_counter() - t0
@@ -678,71 +513,3 @@ class VideoTempAgentLoop(AgentLoopBase):
             metrics=metrics,
             extra_fields=extra,
         )
-
-
-_PATH_LOCKS: dict[str, threading.Lock] = {}
-_PATH_LOCKS_GUARD = threading.Lock()
-
-
-def cut_clips(video_path: str, call: protocol.ToolCall, settings: Any, *, duration: float | None, cache: Any,
-              rules: protocol.LoopRules = protocol.RL_RULES):
-    """``tools.video_clip.run_clip_call``, one call per video at a time in this process.
-
-    The rollouts of a group ask for overlapping ranges of the same video at about the same moment;
-    run concurrently, each would decode the same frames before any reached the frame cache.
-    Serialized per video, the first call decodes and the others mostly hit the cache (calls on
-    different videos still run in parallel). Blocking: run it in a thread.
-    """
-    from tools.video_clip import run_clip_call
-
-    with _PATH_LOCKS_GUARD:
-        lock = _PATH_LOCKS.setdefault(video_path, threading.Lock())
-    with lock:
-        return run_clip_call(video_path, call, settings, duration=duration, cache=cache, rules=rules)
-
-
-# Qwen-VL's vision special tokens: generated, any of them breaks the processor's placeholder count.
-VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
-
-
-def vision_token_ids(tokenizer: Any) -> set[int]:
-    """Ids of the tokenizer's vision special tokens (those it has)."""
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    return {vocab[token] for token in VISION_TOKENS if token in vocab}
-
-
-def _rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:
-    spgt = multi_modal_inputs.get("second_per_grid_ts")
-    return {} if spgt is None else {"second_per_grid_ts": spgt}
-
-
-def install_rope_time_fix(processor: Any) -> None:
-    """Make verl's trainer-side MRoPE positions use each video's true ``second_per_grid_ts``.
-
-    verl 0.9.1 ``AgentLoopWorker._compute_position_ids`` calls ``processor.get_rope_index`` without
-    ``second_per_grid_ts``, so Qwen2.5-VL temporal positions assume 1 s per temporal patch (2 fps)
-    while vLLM and transformers use the real value: any video sampled below 2 fps (a long prompt
-    video capped at ``max_frames``) would be trained on other positions than it was generated with.
-    verl merges ``processor.get_rope_index_kwargs(multi_modal_inputs)`` into that call; this hook
-    supplies the missing key (Qwen3-VL has none: its times are text).
-    """
-    if getattr(processor, "get_rope_index_kwargs", None) is None:
-        processor.get_rope_index_kwargs = _rope_index_kwargs
-
-
-def image_factor(processor: Any) -> int:
-    """Pixel factor frame sides must be multiples of: ``patch_size * merge_size`` (28 Qwen2.5-VL, 32 Qwen3-VL)."""
-    vp = getattr(processor, "video_processor", None) or getattr(processor, "image_processor", None)
-    if vp is None:
-        raise ValueError("processor has neither a video_processor nor an image_processor")
-    return int(getattr(vp, "patch_size", 14)) * int(getattr(vp, "merge_size", 2))
-
-
-def _cache_counts(cache: Any) -> tuple[int, int]:
-    stats = getattr(cache, "stats", None)
-    if callable(stats):
-        stats = stats()
-    if stats is None:
-        return 0, 0
-    get = stats.get if isinstance(stats, dict) else (lambda k, d=0: getattr(stats, k, d))
-    return int(get("hits", 0) or 0), int(get("misses", 0) or 0)

@@ -16,9 +16,9 @@ Differences from verl's ``MultiTurnSFTDataset``:
 * **Metadata**: frames go to the processor with their ``video_metadata`` (``do_sample_frames=False``),
   so Qwen2.5-VL's ``second_per_grid_ts`` follows the true sampled fps (the stock path passes bare
   tensors and the processor assumes 24 fps).
-* **Frozen ViT**: with ``data.freeze_vision_tower: true`` the dataset imports
-  ``recipe.videotemp_o3.vit_freeze``, which hooks verl's FSDP engine to freeze the vision tower (all but
-  its merger) right after the model is loaded, as the reference's SFT did. verl 0.9.1's SFT engine has no such option
+* **Frozen ViT**: with ``data.freeze_vision_tower: true`` the dataset installs the recipe's verl hooks
+  (``recipe.videotemp_o3.verl_hooks.install``), whose ViT freeze hooks verl's FSDP engine to freeze the
+  vision tower (all but its merger) right after the model is loaded, as the reference's SFT did. verl 0.9.1's SFT engine has no such option
   (``actor.freeze_vision_tower`` exists only for RL actors), and the dataset is the one recipe
   object the SFT trainer builds before the engine, in every rank's process.
 """
@@ -91,9 +91,9 @@ class VideoTempSFTDataset(MultiTurnSFTDataset):
         last_n = config.get("train_last_n_assistant_turns", DEFAULT_TRAIN_LAST_N)
         self.train_last_n = None if last_n is None else int(last_n)
         if config.get("freeze_vision_tower", False):
-            from recipe.videotemp_o3.vit_freeze import install_vision_tower_freeze
+            from recipe.videotemp_o3 import verl_hooks
 
-            install_vision_tower_freeze()
+            verl_hooks.install()
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
         patch = self.image_patch_size or 14
         merge = getattr(getattr(processor, "image_processor", None), "merge_size", 2) if processor else 2

@@ -1,25 +1,99 @@
-"""Every change the recipe makes to verl's training workers, installed by importing this module.
+"""Every change the recipe makes to verl's own code paths, and the one place that installs them.
 
-verl imports it in every process that builds a model config (driver, actor/ref/rollout workers) through
-``actor_rollout_ref.model.external_lib: recipe.videotemp_o3.verl_hooks`` in the GRPO config. It installs:
+Install point: :func:`install`. Importing this module calls it, which is how verl's worker processes get
+the hooks: the GRPO config names the module in ``actor_rollout_ref.model.external_lib:
+recipe.videotemp_o3.verl_hooks`` and verl imports it in every process that builds a model config (driver,
+actor/ref/rollout workers). The SFT dataset imports it when ``data.freeze_vision_tower: true``; the agent
+loop calls ``install(processor)`` for the processor-level fix. Every step is idempotent.
 
-* the frozen vision tower (:mod:`recipe.videotemp_o3.vit_freeze`): the reference trains merger + LLM only;
-* :func:`fix_mrope_position_ids` in place of verl's ``maybe_fix_3d_position_ids``. When every trajectory of a
-  batch has the same total length (e.g. all cut at ``max_response_length``), TransferQueue packs the (4, L)
-  MRoPE ``position_ids`` as a jagged nested tensor whose ragged dimension is the 4 rotary rows (values
-  (B*4, L), offsets [0, 4, 8, ...]); verl then forces the ragged dimension to 2 and ``compute_log_prob``
-  fails with ``split_with_sizes expects split_sizes to sum exactly to ...``. Unequal lengths are packed
-  along the sequence and are left as verl handles them. This hits GPU clusters as much as CPU runs.
+Hooks installed here:
+
+* **ViT freeze** (:func:`install_vision_tower_freeze`): the reference trains merger + LLM with the vision
+  tower frozen, in SFT and GRPO. verl 0.9.1 declares ``actor.freeze_vision_tower`` but no engine reads it,
+  so ``FSDPEngine._build_module`` is wrapped: every model the FSDP engine loads gets ``requires_grad=False``
+  on its ViT parameters (:func:`is_vision_tower_param`) before FSDP wraps it. Needs ``strategy: fsdp2`` (or
+  FSDP1 with ``use_orig_params: true``): FSDP1 flat parameters cannot mix frozen and trained weights.
+* **MRoPE position ids** (:func:`install_position_ids_fix`): :func:`fix_mrope_position_ids` in place of
+  verl's ``maybe_fix_3d_position_ids``. When every trajectory of a batch has the same total length (e.g.
+  all cut at ``max_response_length``), TransferQueue packs the (4, L) MRoPE ``position_ids`` as a jagged
+  nested tensor whose ragged dimension is the 4 rotary rows (values (B*4, L), offsets [0, 4, 8, ...]);
+  verl then forces the ragged dimension to 2 and ``compute_log_prob`` fails with ``split_with_sizes
+  expects split_sizes to sum exactly to ...``. Unequal lengths are packed along the sequence and are left
+  as verl handles them. This hits GPU clusters as much as CPU runs.
+* **MRoPE video times** (:func:`install_rope_time_fix`, per processor): verl 0.9.1
+  ``AgentLoopWorker._compute_position_ids`` calls ``processor.get_rope_index`` without
+  ``second_per_grid_ts``, so Qwen2.5-VL temporal positions would assume 1 s per temporal patch (2 fps)
+  while vLLM and transformers use the real value.
+
+The recipe's other verl extension points are loaded by verl from config paths, not installed here: the
+agent loop (``config/agent_loop.yaml``), the reward (``reward_fns.videotemp``), the training-metrics replay
+buffer (``reward_fns.training_metrics``) and the CPU platform (``recipe/videotemp_o3/cpu_platform.py``,
+CPU runs only, selected by its own environment variables).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+from typing import Any
 
 import torch
 
-from recipe.videotemp_o3 import vit_freeze  # noqa: F401  (importing it installs the ViT freeze)
+logger = logging.getLogger(__name__)
+
+
+def install(processor: Any = None) -> None:
+    """Install every hook (idempotent); with a ``processor``, also its MRoPE video-time fix."""
+    install_vision_tower_freeze()
+    install_position_ids_fix()
+    if processor is not None:
+        install_rope_time_fix(processor)
+
+
+# --------------------------------------------------------------------------------------------
+# ViT freeze
+# --------------------------------------------------------------------------------------------
+
+
+def is_vision_tower_param(name: str) -> bool:
+    """Parameters of the ViT that stay frozen: under ``visual``, except the merger(s) into the LLM."""
+    parts = name.split(".")
+    return "visual" in parts and not any("merger" in part for part in parts)
+
+
+def freeze_vision_tower(module: torch.nn.Module) -> int:
+    """Set ``requires_grad=False`` on the vision tower (merger excluded); returns the frozen parameter count."""
+    frozen = 0
+    for name, param in module.named_parameters():
+        if is_vision_tower_param(name):
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen
+
+
+def install_vision_tower_freeze() -> None:
+    """Wrap verl's ``FSDPEngine._build_module`` so every model it loads has its vision tower frozen (idempotent)."""
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngine
+
+    original = FSDPEngine._build_module
+    if getattr(original, "_freezes_vision_tower", False):
+        return
+
+    def _build_module(self, *args, **kwargs):
+        module = original(self, *args, **kwargs)
+        frozen = freeze_vision_tower(module)
+        logger.warning("froze %d vision-tower parameters (merger kept trainable)", frozen)
+        return module
+
+    _build_module._freezes_vision_tower = True
+    _build_module.__wrapped__ = original
+    FSDPEngine._build_module = _build_module
+
+
+# --------------------------------------------------------------------------------------------
+# MRoPE position ids packed by TransferQueue
+# --------------------------------------------------------------------------------------------
 
 # modules that bind verl's helper by name (``from verl.utils.tensordict_utils import maybe_fix_3d_position_ids``)
 _POSITION_IDS_USERS = (
@@ -71,4 +145,28 @@ def install_position_ids_fix() -> None:
             module.maybe_fix_3d_position_ids = fixed
 
 
-install_position_ids_fix()
+# --------------------------------------------------------------------------------------------
+# MRoPE video times in the trainer's position ids
+# --------------------------------------------------------------------------------------------
+
+
+def _rope_index_kwargs(multi_modal_inputs: dict[str, Any]) -> dict[str, Any]:
+    spgt = multi_modal_inputs.get("second_per_grid_ts")
+    return {} if spgt is None else {"second_per_grid_ts": spgt}
+
+
+def install_rope_time_fix(processor: Any) -> None:
+    """Make verl's trainer-side MRoPE positions use each video's true ``second_per_grid_ts``.
+
+    verl 0.9.1 ``AgentLoopWorker._compute_position_ids`` calls ``processor.get_rope_index`` without
+    ``second_per_grid_ts``, so Qwen2.5-VL temporal positions assume 1 s per temporal patch (2 fps)
+    while vLLM and transformers use the real value: any video sampled below 2 fps (a long prompt
+    video capped at ``max_frames``) would be trained on other positions than it was generated with.
+    verl merges ``processor.get_rope_index_kwargs(multi_modal_inputs)`` into that call; this hook
+    supplies the missing key (Qwen3-VL has none: its times are text).
+    """
+    if getattr(processor, "get_rope_index_kwargs", None) is None:
+        processor.get_rope_index_kwargs = _rope_index_kwargs
+
+
+install()

@@ -1,11 +1,11 @@
 """Run the VideoTemp-o3 agent loop through verl's real ``AgentLoopWorker`` in this process.
 
 No Ray, no vLLM: the worker gets an LLM client object with verl's ``generate()`` signature
-(:class:`~recipe.videotemp_o3.hf_server.HFServerClient` for a local ``transformers`` model,
-:class:`~recipe.videotemp_o3.scripted_server.ScriptedServerClient` for scripted turns, or any other).
+(:class:`~eval.harness.hf_server.HFServerClient` for a local ``transformers`` model,
+:class:`~eval.harness.scripted_server.ScriptedServerClient` for scripted turns, or any other).
 Everything else is what training runs: verl's config, dataset rows, agent-loop registry, the
-post-processing that builds ``input_ids``/``position_ids``/``multi_modal_inputs``. Used by the tests,
-the evaluation engines and the CPU demo::
+post-processing that builds ``input_ids``/``position_ids``/``multi_modal_inputs``. Used by the tests
+and the evaluation engines::
 
     config = compose_config(model_dir, ["data.max_response_length=2048"])
     rollout = LocalRollout(config, HFServerClient.from_pretrained(model_dir))
@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import recipe.videotemp_o3
 from tools import protocol
+from tools.protocol import AGENT_NAME
 
-AGENT_NAME = "videotemp_agent"
 AGENT_MODULE = "recipe.videotemp_o3.agent_loop"
-CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_DIR = Path(recipe.videotemp_o3.__file__).resolve().parent / "config"
 GRPO_CONFIG_NAME = "videotemp_o3_grpo"
 AGENT_LOOP_CONFIG = CONFIG_DIR / "agent_loop.yaml"
 
@@ -57,7 +58,7 @@ def compose_config(model_path: str | os.PathLike, overrides: Sequence[str] = (),
     base = [
         f"actor_rollout_ref.model.path={Path(model_path).resolve()}",
         "actor_rollout_ref.rollout.name=vllm",  # never imported by the in-process worker
-        "actor_rollout_ref.rollout.agent.default_agent_loop=videotemp_agent",
+        f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}",
         "actor_rollout_ref.rollout.calculate_log_probs=true",
     ]
     if AGENT_LOOP_CONFIG.exists():
@@ -105,7 +106,7 @@ def make_row(
         "index": index,
         "tools_kwargs": {},
         "interaction_kwargs": {},
-        "agent_name": "videotemp_agent",
+        "agent_name": AGENT_NAME,
     }
 
 
@@ -126,7 +127,7 @@ def rows_to_batch(rows: Iterable[dict[str, Any]], n: int = 1) -> "DataProto":  #
     for row in rows:
         item = dict(row)
         item.setdefault("dummy_tensor", torch.tensor([0], dtype=torch.uint8))
-        item.setdefault("agent_name", "videotemp_agent")
+        item.setdefault("agent_name", AGENT_NAME)
         item.setdefault("extra_info", {})
         item.setdefault("index", (item["extra_info"] or {}).get("index", len(items)))
         item.setdefault("tools_kwargs", {})
@@ -144,13 +145,13 @@ class LocalRollout:
     Args:
         config: a composed trainer config (:func:`compose_config`).
         client: object with verl's ``LLMServerClient.generate`` signature.
-        agent_kwargs: overrides of the ``videotemp_agent`` entry's keyword arguments (e.g.
+        agent_kwargs: overrides of the agent-loop entry's (``AGENT_NAME``) keyword arguments (e.g.
             ``{"max_tokens_per_turn": 64}``). verl's agent-loop registry is process-wide: the entry
             is rebuilt from the config by every ``LocalRollout``, so the last one created wins.
     """
 
     def __init__(self, config: DictConfig, client: Any, agent_kwargs: dict[str, Any] | None = None):
-        import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers "videotemp_agent")
+        import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers AGENT_NAME)
         from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
 
         self.config = config
