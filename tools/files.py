@@ -1,4 +1,6 @@
-"""Atomic file output shared by the tools and the converters: temp file next to the target, rename.
+"""Small file helpers shared by every layer: atomic writes, jsonl reading, ``file://`` paths, parquet values.
+
+Atomic output: temp file next to the target, rename.
 
 Temp files are hidden (``.NAME.HOST-PID.RANDOM.tmp``), created with the usual permissions (``0o666``
 less the umask, like any file the user writes; ``mkstemp``'s 0600 would hide outputs from teammates
@@ -9,13 +11,16 @@ removes the ones left by dead processes of this host (the next run calls it).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import secrets
 import shutil
 import socket
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TEMP_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
@@ -46,6 +51,68 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename); mode ``0o666 & ~umask``."""
+    return atomic_write(path, lambda tmp: _write_synced(tmp, data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
+    """Write one JSON document per line (non-ASCII kept as UTF-8) to ``path`` atomically."""
+    return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` (1-based) for every non-blank line of a jsonl file.
+
+    A UTF-8 byte-order mark at the start is skipped. A line that is not UTF-8 or not JSON raises
+    :class:`ValueError` ``"FILE:LINE: reason"``; lines before it have been yielded already.
+    Callers that need objects check the type themselves (and name the file and line).
+    """
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path}:{lineno}: not UTF-8 text: byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+                ) from None
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError) as err:
+                reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err) or type(err).__name__
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({reason})") from None
+            yield lineno, value
+
+
+def strip_file_uri(ref: str | os.PathLike) -> str:
+    """``"file:///a/b"`` -> ``"/a/b"``; any other string (or path) unchanged, as a string."""
+    text = os.fspath(ref)
+    return text[len("file://") :] if text.startswith("file://") else text
+
+
+def parquet_value(value: Any, default: Any = None) -> Any:
+    """``default`` for a missing parquet value (None, or the float NaN parquet fills absent struct keys with), else ``value``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    return value
 
 
 def _alive(pid: int) -> bool:
