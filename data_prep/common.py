@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from tools.protocol import first_answer
-from tools.files import atomic_write, remove_stale_temps
+from tools.files import JsonlLineError, atomic_write, atomic_write_jsonl, atomic_write_text, remove_stale_temps
+from tools.files import read_jsonl as read_jsonl_lines
 from reward_fns.answer_parsing import first_letter
 
 PROBE_CACHE_VERSION = 1
@@ -95,35 +96,24 @@ class MediaInfo:
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     """Yield ``(line_number, object)`` for every non-blank line; a bad line yields a :class:`Reject`.
 
-    A UTF-8 byte-order mark at the start of the file is skipped. A line that is not UTF-8, not JSON,
-    not an object, or holds a string that cannot be written as UTF-8 (a lone surrogate such as
-    ``"\\ud800"``) is a reject; the other lines are read on.
+    Reads with :func:`tools.files.read_jsonl` (a UTF-8 byte-order mark at the start is skipped). A line
+    that is not UTF-8, not JSON, not an object, or holds a string that cannot be written as UTF-8 (a
+    lone surrogate such as ``"\\ud800"``) is a reject; the other lines are read on.
     """
     path = str(path)
-    with open(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield lineno, Reject(path, lineno, f"not UTF-8 text: byte 0x{raw[err.start]:02x} at column {err.start + 1}")
-                continue
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except (ValueError, RecursionError) as err:
-                yield lineno, Reject(path, lineno, f"bad JSON: {err}")
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, Reject(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            bad = _unencodable(obj)
-            if bad is not None:
-                yield lineno, Reject(path, lineno, f"lone surrogate in field '{bad}' (not writable as UTF-8)")
-                continue
-            yield lineno, obj
+    for lineno, obj in read_jsonl_lines(path, keep_going=True):
+        if isinstance(obj, JsonlLineError):
+            reason = obj.reason if obj.kind == "utf8" else f"bad JSON: {obj.detail}"
+            yield lineno, Reject(path, lineno, reason)
+            continue
+        if not isinstance(obj, dict):
+            yield lineno, Reject(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        bad = _unencodable(obj)
+        if bad is not None:
+            yield lineno, Reject(path, lineno, f"lone surrogate in field '{bad}' (not writable as UTF-8)")
+            continue
+        yield lineno, obj
 
 
 def _unencodable(value: Any, where: str = "") -> str | None:
@@ -652,15 +642,6 @@ def split_train_val(keys: Sequence[str], val_fraction: float, seed: int) -> set[
     return set(order[:n_val])
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return atomic_write_text(path, text)
-
-
 def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: Any) -> Path:
     """Write ``rows`` with an explicit pyarrow ``schema`` (one fixed struct key set per file), atomically."""
     import pyarrow as pa
@@ -671,7 +652,7 @@ def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: A
 
 
 def write_rejects(path: str | os.PathLike, rejects: Sequence[Reject]) -> Path:
-    return write_jsonl(path, (asdict(r) for r in rejects))
+    return atomic_write_jsonl(path, (asdict(r) for r in rejects))
 
 
 def print_summary(name: str, written: dict[str, int], rejects: Sequence[Reject], fixes: dict[str, int] | None = None,

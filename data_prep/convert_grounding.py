@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from tools.files import JsonlLineError, atomic_write_jsonl, read_jsonl
+
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 OUTPUT = "annotations.jsonl"
 LETTERS = "ABCDEFGHIJ"
@@ -160,14 +162,10 @@ def _load_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         return [(f"{path} item {i}", r) for i, r in enumerate(data)]
     if isinstance(data, dict):
         return [(f"{path} key {k}", r) for k, r in data.items()]
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise ConvertError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
+    try:
+        return [(f"{path}:{lineno}", row) for lineno, row in read_jsonl(path)]
+    except JsonlLineError as exc:
+        raise ConvertError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- the four benchmarks
@@ -359,14 +357,7 @@ def convert_rextime(annotations: Path, windows: Path | None, videos: VideoIndex,
 
 def write_annotations(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
     """``out_dir/annotations.jsonl``, written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / OUTPUT
-    tmp = target.with_name(f".{OUTPUT}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(target)
-    return target
+    return atomic_write_jsonl(out_dir / OUTPUT, rows)
 
 
 def print_summary(name: str, summary: Summary, target: Path | None, out=None) -> None:

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from data_prep.archives import Archive, ArchiveError, find_archives, unpack
 from data_prep.release_layout import training_media
+from tools.files import atomic_write_jsonl, atomic_write_text, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -277,9 +278,7 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
                 raise DownloadError(f"{candidate}/{sibling.rfilename}: checksum mismatch; the file was removed, run again")
             cache[sibling.rfilename] = stamp
         verified += 1
-    tmp = cache_path.with_name(cache_path.name + ".tmp")
-    tmp.write_text(json.dumps(cache))
-    tmp.replace(cache_path)
+    atomic_write_text(cache_path, json.dumps(cache))
     return candidate, files, verified
 
 
@@ -327,13 +326,11 @@ def _read_rows(path: Path, limit: int | None = None) -> list[dict] | None:
             rows = data if isinstance(data, list) else None
         else:
             rows = []
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        rows.append(json.loads(line))
-                        if limit and len(rows) >= limit:
-                            break
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            for _, row in read_jsonl(path):
+                rows.append(row)
+                if limit and len(rows) >= limit:
+                    break
+    except (ValueError, OSError):  # bad JSON, not UTF-8, a bad jsonl line
         return None
     if rows is None or not all(isinstance(r, dict) for r in rows):
         return None
@@ -389,9 +386,7 @@ def finalize_videotemp_bench(directory: Path) -> list[str]:
                 row["videos"] = [fixed, *videos[1:]]
                 rewritten += 1
     target = directory / "data.jsonl"
-    tmp = target.with_name(".data.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(target)
+    atomic_write_jsonl(target, rows)
     notes.append(f"data.jsonl written from {source.relative_to(directory)} ({len(rows)} questions"
                  + (f", {rewritten} video paths rewritten to the files under the root" if rewritten else "") + ")")
     return notes

@@ -112,3 +112,44 @@ def test_parquet_value():
     assert parquet_value([1], None) == [1]
     assert math.isinf(parquet_value(float("inf")))
     assert json.dumps(parquet_value(None, {})) == "{}"
+
+
+def test_atomic_write_dir_replaces_the_folder(tmp_path, umask_022):
+    from tools.files import atomic_write_dir
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    seen = []
+
+    def fill(tmp):
+        seen.append(tmp.name)
+        (tmp / "new.txt").write_text("new")
+
+    assert atomic_write_dir(target, fill) == target
+    assert seen[0].startswith(".model.") and seen[0].endswith(".tmp")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert _mode(target) == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+    def boom(tmp):
+        (tmp / "half.txt").write_text("x")
+        raise OSError("no space")
+
+    with pytest.raises(OSError):
+        atomic_write_dir(target, boom)
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_read_jsonl_keep_going_yields_errors_and_reads_on(tmp_path):
+    from tools.files import JsonlLineError
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"a": 1}\n[1, 2\n\xff\n{"b": 2}\n')
+    out = list(read_jsonl(path, keep_going=True))
+    assert [n for n, _ in out] == [1, 2, 3, 4]
+    assert out[0][1] == {"a": 1} and out[3][1] == {"b": 2}
+    assert isinstance(out[1][1], JsonlLineError) and out[1][1].kind == "json" and out[1][1].lineno == 2
+    assert str(out[1][1]).startswith(f"{path}:2: not valid JSON")
+    assert out[2][1].kind == "utf8" and out[2][1].reason == "not UTF-8 text: byte 0xff at column 1"

@@ -53,6 +53,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+def atomic_write_dir(path: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
+    """Call ``fill(temp_folder)`` then put the folder in place of ``path`` (an old folder there is removed).
+
+    The temp folder is hidden beside ``path`` (mode ``0o777 & ~umask``); a reader sees the old folder
+    or the complete new one (between removing the old and the rename, none).
+    """
+    path = Path(path)
+    tmp = temp_path_next_to(path)  # reserve a hidden name of this process, then make it a folder
+    tmp.unlink()
+    tmp.mkdir(mode=0o777)  # the kernel applies the umask
+    try:
+        fill(tmp)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
 def _write_synced(tmp: Path, data: bytes) -> None:
     with open(tmp, "wb") as handle:
         handle.write(data)
@@ -75,31 +98,50 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
     return atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+class JsonlLineError(ValueError):
+    """A line of a jsonl file that is not UTF-8 or not JSON: ``"FILE:LINE: reason"``.
+
+    ``kind`` is ``"utf8"`` or ``"json"``; ``detail`` the decoder's own message.
+    """
+
+    def __init__(self, path: str | os.PathLike, lineno: int, kind: str, reason: str, detail: str) -> None:
+        super().__init__(f"{os.fspath(path)}:{lineno}: {reason}")
+        self.path, self.lineno, self.kind, self.reason, self.detail = os.fspath(path), lineno, kind, reason, detail
+
+
+def read_jsonl(path: str | os.PathLike, *, keep_going: bool = False) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, value)`` (1-based) for every non-blank line of a jsonl file.
 
     A UTF-8 byte-order mark at the start is skipped. A line that is not UTF-8 or not JSON raises
-    :class:`ValueError` ``"FILE:LINE: reason"``; lines before it have been yielded already.
-    Callers that need objects check the type themselves (and name the file and line).
+    :class:`JsonlLineError` (a :class:`ValueError`, ``"FILE:LINE: reason"``); lines before it have been
+    yielded already. With ``keep_going`` the error is yielded in place of the value and reading goes on
+    (for readers that report bad lines and keep the rest). Callers that need objects check the type
+    themselves (and name the file and line).
     """
     with open(path, "rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
+            error: JsonlLineError | None = None
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise ValueError(
-                    f"{path}:{lineno}: not UTF-8 text: byte 0x{raw[err.start]:02x} at column {err.start + 1}"
-                ) from None
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except (ValueError, RecursionError) as err:
-                reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err) or type(err).__name__
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({reason})") from None
-            yield lineno, value
+                reason = f"not UTF-8 text: byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+                error = JsonlLineError(path, lineno, "utf8", reason, str(err))
+            else:
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except (ValueError, RecursionError) as err:
+                    msg = err.msg if isinstance(err, json.JSONDecodeError) else str(err) or type(err).__name__
+                    error = JsonlLineError(path, lineno, "json", f"not valid JSON ({msg})", str(err) or type(err).__name__)
+            if error is None:
+                yield lineno, value
+            elif keep_going:
+                yield lineno, error
+            else:
+                raise error
 
 
 def strip_file_uri(ref: str | os.PathLike) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+from tools.files import JsonlLineError
+from tools.files import read_jsonl as read_jsonl_lines
 
 
 class BenchmarkError(ValueError):
@@ -122,18 +124,14 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-empty line; clear error on bad JSON."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    """(line number, object) for each non-empty line (:func:`tools.files.read_jsonl`); a bad line is a :class:`BenchmarkError`."""
+    try:
+        for lineno, obj in read_jsonl_lines(path):
             if not isinstance(obj, dict):
                 raise BenchmarkError(f"{path}:{lineno}: expected a JSON object")
             yield lineno, obj
+    except JsonlLineError as exc:
+        raise BenchmarkError(str(exc)) from None
 
 
 def read_parquet_rows(path: Path) -> list[dict]:
