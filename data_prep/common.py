@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from tools.protocol import first_answer
-from tools.files import JsonlLineError, atomic_write, atomic_write_jsonl, atomic_write_text, remove_stale_temps
+from tools.files import JsonlLineError, atomic_write, atomic_write_jsonl, atomic_write_text, remove_stale_temps, strip_file_uri
 from tools.files import read_jsonl as read_jsonl_lines
+from tools.segments import Segment
+from tools.segments import parse_segments as parse_segments_of
 from reward_fns.answer_parsing import first_letter
 
 PROBE_CACHE_VERSION = 1
@@ -165,9 +167,7 @@ def media_path(entry: Any) -> str:
 
 def resolve_path(path: str, root: str | os.PathLike | None) -> str:
     """Absolute path: ``file://`` stripped, relative paths joined to ``root`` (or the CWD)."""
-    if path.startswith("file://"):
-        path = path[len("file://") :]
-    expanded = os.path.expanduser(path)
+    expanded = os.path.expanduser(strip_file_uri(path))
     if not os.path.isabs(expanded) and root is not None:
         expanded = os.path.join(os.fspath(root), expanded)
     return os.path.abspath(expanded)
@@ -342,34 +342,16 @@ def probe_media(
 # --------------------------------------------------------------------------- value checks
 
 
-def parse_segments(value: Any, what: str = "timestamps") -> list[tuple[float, float]]:
-    """``[[s, e], ...]`` (or one ``[s, e]``) as float pairs; :class:`RowError` when malformed."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise RowError(f"{what} is not a JSON list: {value!r}") from None
-    if not isinstance(value, (list, tuple)):
-        raise RowError(f"{what} must be a list of [start, end] pairs, got {value!r}")
-    if len(value) == 2 and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
-        value = [value]
-    segments: list[tuple[float, float]] = []
-    for item in value:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise RowError(f"{what} entry must be [start, end], got {item!r}")
-        if any(isinstance(v, bool) for v in item):
-            raise RowError(f"{what} entry must hold two numbers, got a boolean in {item!r}")
-        try:
-            start, end = float(item[0]), float(item[1])
-        except (TypeError, ValueError):
-            raise RowError(f"{what} entry must hold two numbers, got {item!r}") from None
-        segments.append((start, end))
-    return segments
+def parse_segments(value: Any, what: str = "timestamps") -> list[Segment]:
+    """``[[s, e], ...]`` (or one ``[s, e]``, or its JSON text) as float pairs (:func:`tools.segments.parse_segments`);
+    :class:`RowError` when malformed."""
+    try:
+        return parse_segments_of(value, what)
+    except ValueError as err:
+        raise RowError(str(err)) from None
 
 
-def check_segments(segments: Sequence[tuple[float, float]], duration: float, what: str = "timestamps") -> int:
+def check_segments(segments: Sequence[Segment], duration: float, what: str = "timestamps") -> int:
     """Each segment must satisfy ``0 <= start < end <= duration`` (the end within
     :data:`DURATION_TOLERANCE_S`); returns how many ends overshoot the duration (to be clamped)."""
     overshoots = 0
@@ -389,7 +371,7 @@ def check_segments(segments: Sequence[tuple[float, float]], duration: float, wha
     return overshoots
 
 
-def clamp_segments(segments: Sequence[tuple[float, float]], duration: float) -> list[list[float]]:
+def clamp_segments(segments: Sequence[Segment], duration: float) -> list[list[float]]:
     """Segments with the end clamped to the duration (after :func:`check_segments`), as lists."""
     return [[round(start, 3), round(min(end, duration), 3)] for start, end in segments]
 

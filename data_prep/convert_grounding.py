@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from tools.files import JsonlLineError, atomic_write_jsonl, read_jsonl
+from tools.segments import parse_segment
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 OUTPUT = "annotations.jsonl"
@@ -99,8 +100,8 @@ class VideoIndex:
 def _span(start: Any, end: Any, duration: float | None, summary: Summary, where: str) -> list[float]:
     """A checked ``[start, end]`` in seconds, clamped to ``[0, duration]``; :class:`Skip` when empty or unreadable."""
     try:
-        s, e = float(start), float(end)
-    except (TypeError, ValueError):
+        s, e = parse_segment((start, end), where)  # booleans are not times
+    except ValueError:
         raise Skip("span is not a pair of numbers") from None
     if s > e:
         raise Skip("span ends before it starts")

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 from qwen_vl_utils import vision_process as qwen
 
+from tools.files import strip_file_uri
 from tools.protocol import CLIP_MAX_FRAMES, CLIP_MIN_FRAMES, TRAIN_MAX_FRAMES, TRAIN_PIXELS
 
 GRID_FPS = 2.0
@@ -548,10 +549,7 @@ def _run_with_timeout(fn: Callable[[], T], timeout_s: float | None, path: str, w
 
 
 def _norm_path(path: str | os.PathLike) -> str:
-    text = os.fspath(path)
-    if text.startswith("file://"):
-        text = text[len("file://") :]
-    return os.path.abspath(text)
+    return os.path.abspath(strip_file_uri(path))
 
 
 def probe(path: str | os.PathLike, *, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> VideoInfo:

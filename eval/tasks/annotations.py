@@ -22,7 +22,7 @@ from typing import Callable
 
 from eval.scoring import extract
 from eval.scoring.common import Metrics, best_iou, failed_count, grounding_block, pct
-from eval.scoring.records import Prediction, Segment
+from eval.scoring.records import Prediction
 from eval.tasks.base import (
     GROUNDED_QA,
     GROUNDING,
@@ -37,6 +37,7 @@ from eval.tasks.base import (
 )
 from reward_fns.answer_parsing import first_letter
 from tools import protocol
+from tools.segments import Segment
 
 ANNOTATIONS = "annotations.jsonl"
 GROUNDING_PROMPT = protocol.SENTENCE_GROUNDING_PROMPT

@@ -17,7 +17,7 @@ from eval.scoring.common import Metrics, accuracy_groups, failed_count, groundin
 from eval.scoring.formats import PredictionFileError, need, reference_prediction
 from eval.scoring.records import Prediction
 from eval.tasks.base import GROUNDING, MCQ, BenchmarkError, EvalSample, Task, as_span, read_jsonl, require, require_file
-from reward_fns.segments import iou
+from tools.segments import iou
 
 DATA_FILE = "data.jsonl"
 DIRECTORY = "videotemp_bench"
