@@ -62,7 +62,8 @@ def available_mb() -> float:
 
 def verl_rollout_estimate_mb(video: str) -> float:
     """Estimated extra peak (MB) of one rollout on verl's default decode path for ``video``."""
-    from tools.video_io import main_video_indices, probe
+    from tools.video_io import probe
+    from tools.video_sampling import main_video_indices
 
     info = probe(video)
     frames = len(main_video_indices(info.num_frames, info.fps, max_frames=MAX_FRAMES))
@@ -107,7 +108,8 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
     from tools import protocol
     from recipe.videotemp_o3.agent_loop import VideoBudget, cut_clips, prompt_video_cache
     from tools.video_clip import ClipSettings
-    from tools.video_io import probe, sample_video, shared_frame_cache
+    from tools.frame_cache import shared_frame_cache
+    from tools.video_io import probe, sample_video
 
     duration = probe(video).duration
     cache = shared_frame_cache(8 << 30)

@@ -207,7 +207,8 @@ def _probe_once(path: str, kind: str) -> MediaInfo:
             return MediaInfo(path, kind, error=f"image not readable: {type(err).__name__}: {err}")
         return MediaInfo(path, kind, width=width, height=height)
 
-    from tools.video_io import VideoError, probe
+    from tools.video_io import probe
+    from tools.video_types import VideoError
 
     try:
         info = probe(path)

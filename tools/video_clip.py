@@ -78,14 +78,9 @@ from verl.tools.base_tool import BaseTool  # noqa: E402
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse  # noqa: E402
 
 from tools.files import atomic_write, atomic_write_dir, remove_stale_temps  # noqa: E402
-from tools.video_io import (  # noqa: E402
-    FrameCache,
-    SampledVideo,
-    VideoError,
-    probe,
-    sample_clip,
-    shared_frame_cache,
-)
+from tools.frame_cache import FrameCache, shared_frame_cache  # noqa: E402
+from tools.video_io import probe, sample_clip  # noqa: E402
+from tools.video_types import SampledVideo, VideoError  # noqa: E402
 
 
 @dataclass
