@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from tools.files import JsonlLineError, atomic_write_jsonl, read_jsonl
+from tools.files import JsonlLineError, atomic_write_jsonl, read_json, read_jsonl
 from tools.segments import parse_segment
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -147,9 +147,9 @@ def _need(path: Path | None, what: str) -> Path:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConvertError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return read_json(path)
+    except ValueError as exc:
+        raise ConvertError(str(exc)) from None
 
 
 def _load_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tools.files import atomic_write_jsonl, atomic_write_text, remove_stale_temps
+from tools.files import atomic_write_jsonl, atomic_write_text, read_json, remove_stale_temps
 
 # Settings that change the predictions: a resume with any of them different is refused (unless forced).
 RESUME_KEYS = (
@@ -144,9 +144,9 @@ def read_settings(path: Path) -> dict[str, Any] | None:
     if not file.exists():
         return None
     try:
-        obj = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CorruptPredictions(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        obj = read_json(file)
+    except ValueError as exc:
+        raise CorruptPredictions(str(exc)) from None
     if not isinstance(obj, dict):
         raise CorruptPredictions(f"{file}: expected a JSON object")
     return obj

@@ -153,3 +153,20 @@ def test_read_jsonl_keep_going_yields_errors_and_reads_on(tmp_path):
     assert isinstance(out[1][1], JsonlLineError) and out[1][1].kind == "json" and out[1][1].lineno == 2
     assert str(out[1][1]).startswith(f"{path}:2: not valid JSON")
     assert out[2][1].kind == "utf8" and out[2][1].reason == "not UTF-8 text: byte 0xff at column 1"
+
+
+def test_read_json_document_and_errors(tmp_path):
+    from tools.files import read_json
+
+    good = tmp_path / "a.json"
+    good.write_bytes(b'\xef\xbb\xbf{"k": [1, 2]}')
+    assert read_json(good) == {"k": [1, 2]}
+    bad = tmp_path / "b.json"
+    bad.write_text('{\n  "k": ,\n}')
+    with pytest.raises(ValueError) as info:
+        read_json(bad)
+    assert str(info.value).startswith(f"{bad}:2: not valid JSON (")
+    latin = tmp_path / "c.json"
+    latin.write_bytes(b'{"k": "\xe9"}')
+    with pytest.raises(ValueError, match=r"c.json: not UTF-8 text \(byte 7\)"):
+        read_json(latin)

@@ -144,6 +144,25 @@ def read_jsonl(path: str | os.PathLike, *, keep_going: bool = False) -> Iterator
                 raise error
 
 
+def read_json(path: str | os.PathLike) -> Any:
+    """One JSON document (UTF-8, a byte-order mark tolerated).
+
+    Raises :class:`ValueError` ``"FILE:LINE: not valid JSON (reason)"`` or ``"FILE: not UTF-8 text (byte N)"``;
+    ``OSError`` when the file cannot be read.
+    """
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{os.fspath(path)}: not UTF-8 text (byte {err.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{os.fspath(path)}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{os.fspath(path)}: not valid JSON (nested too deeply)") from None
+
+
 def strip_file_uri(ref: str | os.PathLike) -> str:
     """``"file:///a/b"`` -> ``"/a/b"``; any other string (or path) unchanged, as a string."""
     text = os.fspath(ref)

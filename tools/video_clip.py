@@ -77,7 +77,7 @@ if __name__ == "__main__":
 from verl.tools.base_tool import BaseTool  # noqa: E402
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse  # noqa: E402
 
-from tools.files import atomic_write, atomic_write_dir, remove_stale_temps  # noqa: E402
+from tools.files import atomic_write, atomic_write_dir, parquet_value, remove_stale_temps  # noqa: E402
 from tools.frame_cache import FrameCache, shared_frame_cache  # noqa: E402
 from tools.video_io import probe, sample_clip  # noqa: E402
 from tools.video_types import SampledVideo, VideoError  # noqa: E402
@@ -271,7 +271,7 @@ class VideoClipTool(BaseTool):
             if not video:
                 result = _failure(VIDEO_UNREADABLE_ERROR)
             else:
-                duration = instance.get("duration")
+                duration = parquet_value(instance.get("duration"))  # None/NaN: a missing struct key
                 duration = float(duration) if duration is not None and math.isfinite(float(duration)) else None
                 result = await asyncio.to_thread(
                     run_clip_call, video, call, self.settings, duration=duration, cache=self.cache
