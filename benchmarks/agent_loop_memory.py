@@ -86,14 +86,16 @@ def _reset_peak() -> None:
 
 def make_video(path: Path, seconds: int, width: int, height: int) -> None:
     """A synthetic H.264 test video (25 fps, a keyframe every 10 s)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.mp4")
-    cmd = [
-        "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25",
-        "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p", str(tmp),
-    ]
-    subprocess.run(cmd, check=True)
-    tmp.replace(path)
+    from tools.files import atomic_write
+
+    def encode(tmp: Path) -> None:
+        subprocess.run([
+            "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25",
+            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p",
+            "-f", "mp4", str(tmp),
+        ], check=True)
+
+    atomic_write(path, encode)
 
 
 def ranges_for(rollout: int, moment: float) -> list[list[tuple[float, float]]]:
