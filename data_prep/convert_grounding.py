@@ -39,7 +39,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from tools.files import JsonlLineError, atomic_write_jsonl, read_json, read_jsonl
 from tools.segments import parse_segment
