@@ -62,7 +62,8 @@ def available_mb() -> float:
 
 def verl_rollout_estimate_mb(video: str) -> float:
     """Estimated extra peak (MB) of one rollout on verl's default decode path for ``video``."""
-    from tools.video_io import main_video_indices, probe
+    from tools.video_io import probe
+    from tools.video_sampling import main_video_indices
 
     info = probe(video)
     frames = len(main_video_indices(info.num_frames, info.fps, max_frames=MAX_FRAMES))
@@ -85,14 +86,16 @@ def _reset_peak() -> None:
 
 def make_video(path: Path, seconds: int, width: int, height: int) -> None:
     """A synthetic H.264 test video (25 fps, a keyframe every 10 s)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.mp4")
-    cmd = [
-        "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25",
-        "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p", str(tmp),
-    ]
-    subprocess.run(cmd, check=True)
-    tmp.replace(path)
+    from tools.files import atomic_write
+
+    def encode(tmp: Path) -> None:
+        subprocess.run([
+            "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25",
+            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p",
+            "-f", "mp4", str(tmp),
+        ], check=True)
+
+    atomic_write(path, encode)
 
 
 def ranges_for(rollout: int, moment: float) -> list[list[tuple[float, float]]]:
@@ -108,7 +111,8 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
     from recipe.videotemp_o3.clips import cut_clips
     from recipe.videotemp_o3.prompt_cache import VideoBudget, prompt_video_cache
     from tools.video_clip import ClipSettings
-    from tools.video_io import probe, sample_video, shared_frame_cache
+    from tools.frame_cache import shared_frame_cache
+    from tools.video_io import probe, sample_video
 
     duration = probe(video).duration
     cache = shared_frame_cache(8 << 30)

@@ -92,9 +92,10 @@ def bench_clips(path: Path, lengths: list[float], repeats: int, seed: int) -> No
     import random
 
     from tools import video_io
+    from tools.video_sampling import resized_hw
 
     info = video_io.probe(path)
-    height, width = video_io.resized_hw(info.height, info.width, min_pixels=PIXELS, max_pixels=PIXELS)
+    height, width = resized_hw(info.height, info.width, min_pixels=PIXELS, max_pixels=PIXELS)
     rng = random.Random(seed)
     baseline = rss_mb()
     rows = []
@@ -167,9 +168,10 @@ def worker(kind: str, path: str, max_frames: int) -> None:
 
 def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
     from tools import video_io
+    from tools.video_sampling import resized_hw
 
     info = video_io.probe(path)
-    height, width = video_io.resized_hw(info.height, info.width, min_pixels=PIXELS, max_pixels=PIXELS)
+    height, width = resized_hw(info.height, info.width, min_pixels=PIXELS, max_pixels=PIXELS)
     runs: dict[str, list[dict]] = {"ours": [], "qwen": []}
     floors: list[float] = []
     n = 0

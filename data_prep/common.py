@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from tools.protocol import first_answer
-from tools.files import atomic_write, remove_stale_temps
+from tools.files import JsonlLineError, atomic_write, atomic_write_jsonl, atomic_write_text, remove_stale_temps, strip_file_uri
+from tools.files import read_jsonl as read_jsonl_lines
+from tools.segments import Segment
+from tools.segments import parse_segments as parse_segments_of
 from reward_fns.answer_parsing import first_letter
 
 PROBE_CACHE_VERSION = 1
@@ -95,35 +98,24 @@ class MediaInfo:
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
     """Yield ``(line_number, object)`` for every non-blank line; a bad line yields a :class:`Reject`.
 
-    A UTF-8 byte-order mark at the start of the file is skipped. A line that is not UTF-8, not JSON,
-    not an object, or holds a string that cannot be written as UTF-8 (a lone surrogate such as
-    ``"\\ud800"``) is a reject; the other lines are read on.
+    Reads with :func:`tools.files.read_jsonl` (a UTF-8 byte-order mark at the start is skipped). A line
+    that is not UTF-8, not JSON, not an object, or holds a string that cannot be written as UTF-8 (a
+    lone surrogate such as ``"\\ud800"``) is a reject; the other lines are read on.
     """
     path = str(path)
-    with open(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                yield lineno, Reject(path, lineno, f"not UTF-8 text: byte 0x{raw[err.start]:02x} at column {err.start + 1}")
-                continue
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except (ValueError, RecursionError) as err:
-                yield lineno, Reject(path, lineno, f"bad JSON: {err}")
-                continue
-            if not isinstance(obj, dict):
-                yield lineno, Reject(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            bad = _unencodable(obj)
-            if bad is not None:
-                yield lineno, Reject(path, lineno, f"lone surrogate in field '{bad}' (not writable as UTF-8)")
-                continue
-            yield lineno, obj
+    for lineno, obj in read_jsonl_lines(path, keep_going=True):
+        if isinstance(obj, JsonlLineError):
+            reason = obj.reason if obj.kind == "utf8" else f"bad JSON: {obj.detail}"
+            yield lineno, Reject(path, lineno, reason)
+            continue
+        if not isinstance(obj, dict):
+            yield lineno, Reject(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+            continue
+        bad = _unencodable(obj)
+        if bad is not None:
+            yield lineno, Reject(path, lineno, f"lone surrogate in field '{bad}' (not writable as UTF-8)")
+            continue
+        yield lineno, obj
 
 
 def _unencodable(value: Any, where: str = "") -> str | None:
@@ -175,9 +167,7 @@ def media_path(entry: Any) -> str:
 
 def resolve_path(path: str, root: str | os.PathLike | None) -> str:
     """Absolute path: ``file://`` stripped, relative paths joined to ``root`` (or the CWD)."""
-    if path.startswith("file://"):
-        path = path[len("file://") :]
-    expanded = os.path.expanduser(path)
+    expanded = os.path.expanduser(strip_file_uri(path))
     if not os.path.isabs(expanded) and root is not None:
         expanded = os.path.join(os.fspath(root), expanded)
     return os.path.abspath(expanded)
@@ -217,7 +207,8 @@ def _probe_once(path: str, kind: str) -> MediaInfo:
             return MediaInfo(path, kind, error=f"image not readable: {type(err).__name__}: {err}")
         return MediaInfo(path, kind, width=width, height=height)
 
-    from tools.video_io import VideoError, probe
+    from tools.video_io import probe
+    from tools.video_types import VideoError
 
     try:
         info = probe(path)
@@ -352,34 +343,16 @@ def probe_media(
 # --------------------------------------------------------------------------- value checks
 
 
-def parse_segments(value: Any, what: str = "timestamps") -> list[tuple[float, float]]:
-    """``[[s, e], ...]`` (or one ``[s, e]``) as float pairs; :class:`RowError` when malformed."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise RowError(f"{what} is not a JSON list: {value!r}") from None
-    if not isinstance(value, (list, tuple)):
-        raise RowError(f"{what} must be a list of [start, end] pairs, got {value!r}")
-    if len(value) == 2 and all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in value):
-        value = [value]
-    segments: list[tuple[float, float]] = []
-    for item in value:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise RowError(f"{what} entry must be [start, end], got {item!r}")
-        if any(isinstance(v, bool) for v in item):
-            raise RowError(f"{what} entry must hold two numbers, got a boolean in {item!r}")
-        try:
-            start, end = float(item[0]), float(item[1])
-        except (TypeError, ValueError):
-            raise RowError(f"{what} entry must hold two numbers, got {item!r}") from None
-        segments.append((start, end))
-    return segments
+def parse_segments(value: Any, what: str = "timestamps") -> list[Segment]:
+    """``[[s, e], ...]`` (or one ``[s, e]``, or its JSON text) as float pairs (:func:`tools.segments.parse_segments`);
+    :class:`RowError` when malformed."""
+    try:
+        return parse_segments_of(value, what)
+    except ValueError as err:
+        raise RowError(str(err)) from None
 
 
-def check_segments(segments: Sequence[tuple[float, float]], duration: float, what: str = "timestamps") -> int:
+def check_segments(segments: Sequence[Segment], duration: float, what: str = "timestamps") -> int:
     """Each segment must satisfy ``0 <= start < end <= duration`` (the end within
     :data:`DURATION_TOLERANCE_S`); returns how many ends overshoot the duration (to be clamped)."""
     overshoots = 0
@@ -399,7 +372,7 @@ def check_segments(segments: Sequence[tuple[float, float]], duration: float, wha
     return overshoots
 
 
-def clamp_segments(segments: Sequence[tuple[float, float]], duration: float) -> list[list[float]]:
+def clamp_segments(segments: Sequence[Segment], duration: float) -> list[list[float]]:
     """Segments with the end clamped to the duration (after :func:`check_segments`), as lists."""
     return [[round(start, 3), round(min(end, duration), 3)] for start, end in segments]
 
@@ -652,15 +625,6 @@ def split_train_val(keys: Sequence[str], val_fraction: float, seed: int) -> set[
     return set(order[:n_val])
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> Path:
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return atomic_write_text(path, text)
-
-
 def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: Any) -> Path:
     """Write ``rows`` with an explicit pyarrow ``schema`` (one fixed struct key set per file), atomically."""
     import pyarrow as pa
@@ -671,7 +635,7 @@ def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: A
 
 
 def write_rejects(path: str | os.PathLike, rejects: Sequence[Reject]) -> Path:
-    return write_jsonl(path, (asdict(r) for r in rejects))
+    return atomic_write_jsonl(path, (asdict(r) for r in rejects))
 
 
 def print_summary(name: str, written: dict[str, int], rejects: Sequence[Reject], fixes: dict[str, int] | None = None,

@@ -39,7 +39,10 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
+
+from tools.files import JsonlLineError, atomic_write_jsonl, read_json, read_jsonl
+from tools.segments import parse_segment
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 OUTPUT = "annotations.jsonl"
@@ -97,8 +100,8 @@ class VideoIndex:
 def _span(start: Any, end: Any, duration: float | None, summary: Summary, where: str) -> list[float]:
     """A checked ``[start, end]`` in seconds, clamped to ``[0, duration]``; :class:`Skip` when empty or unreadable."""
     try:
-        s, e = float(start), float(end)
-    except (TypeError, ValueError):
+        s, e = parse_segment((start, end), where)  # booleans are not times
+    except ValueError:
         raise Skip("span is not a pair of numbers") from None
     if s > e:
         raise Skip("span ends before it starts")
@@ -144,9 +147,9 @@ def _need(path: Path | None, what: str) -> Path:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConvertError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return read_json(path)
+    except ValueError as exc:
+        raise ConvertError(str(exc)) from None
 
 
 def _load_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -160,14 +163,10 @@ def _load_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         return [(f"{path} item {i}", r) for i, r in enumerate(data)]
     if isinstance(data, dict):
         return [(f"{path} key {k}", r) for k, r in data.items()]
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append((f"{path}:{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise ConvertError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
+    try:
+        return [(f"{path}:{lineno}", row) for lineno, row in read_jsonl(path)]
+    except JsonlLineError as exc:
+        raise ConvertError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- the four benchmarks
@@ -359,14 +358,7 @@ def convert_rextime(annotations: Path, windows: Path | None, videos: VideoIndex,
 
 def write_annotations(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
     """``out_dir/annotations.jsonl``, written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / OUTPUT
-    tmp = target.with_name(f".{OUTPUT}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(target)
-    return target
+    return atomic_write_jsonl(out_dir / OUTPUT, rows)
 
 
 def print_summary(name: str, summary: Summary, target: Path | None, out=None) -> None:

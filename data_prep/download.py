@@ -13,7 +13,11 @@ split tars (``x.tar.gz.part-aa``, ``-ab``, ... joined in order) and webdataset s
 once per archive (a marker file next to it), so a run can be repeated or resumed safely.
 
 Finally the command checks that every video the annotations name exists, and exits with status 1
-naming how many are missing and why (``--allow-missing-videos`` turns that into a warning).
+naming how many are missing and why (``--allow-missing-videos`` turns that into a warning). The
+training data's media are read from its jsonl files (:mod:`data_prep.release_layout`); a benchmark's
+from its eval loader, the one source of each layout, which the command finds through the optional
+hook ``BENCHMARK_MEDIA_HOOK`` (``eval.tasks.benchmark_media``): data_prep does not import eval, and
+:func:`fetch` / :func:`check_videos` take the lister as an argument.
 
 ``--mirror DIR`` reads a local directory that mirrors the hub (``DIR/<org>/<name>/...``) instead of the
 network: for offline machines and for tests. Renamed repositories are found under their old ids too.
@@ -29,6 +33,7 @@ if __package__ in (None, ""):  # run as a script: make the project packages impo
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -36,12 +41,13 @@ import sys
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable
 
 from tqdm import tqdm
 
 from data_prep.archives import Archive, ArchiveError, find_archives, unpack
 from data_prep.release_layout import training_media
+from tools.files import atomic_write_jsonl, atomic_write_text, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -277,9 +283,7 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
                 raise DownloadError(f"{candidate}/{sibling.rfilename}: checksum mismatch; the file was removed, run again")
             cache[sibling.rfilename] = stamp
         verified += 1
-    tmp = cache_path.with_name(cache_path.name + ".tmp")
-    tmp.write_text(json.dumps(cache))
-    tmp.replace(cache_path)
+    atomic_write_text(cache_path, json.dumps(cache))
     return candidate, files, verified
 
 
@@ -327,13 +331,11 @@ def _read_rows(path: Path, limit: int | None = None) -> list[dict] | None:
             rows = data if isinstance(data, list) else None
         else:
             rows = []
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        rows.append(json.loads(line))
-                        if limit and len(rows) >= limit:
-                            break
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            for _, row in read_jsonl(path):
+                rows.append(row)
+                if limit and len(rows) >= limit:
+                    break
+    except (ValueError, OSError):  # bad JSON, not UTF-8, a bad jsonl line
         return None
     if rows is None or not all(isinstance(r, dict) for r in rows):
         return None
@@ -389,9 +391,7 @@ def finalize_videotemp_bench(directory: Path) -> list[str]:
                 row["videos"] = [fixed, *videos[1:]]
                 rewritten += 1
     target = directory / "data.jsonl"
-    tmp = target.with_name(".data.jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(target)
+    atomic_write_jsonl(target, rows)
     notes.append(f"data.jsonl written from {source.relative_to(directory)} ({len(rows)} questions"
                  + (f", {rewritten} video paths rewritten to the files under the root" if rewritten else "") + ")")
     return notes
@@ -403,23 +403,38 @@ FINALIZE: dict[str, Callable[[Path], list[str]]] = {"videotemp_bench": finalize_
 # --------------------------------------------------------------------------- video check
 
 
-def _benchmark_videos(benchmark: str, directory: Path) -> Iterator[tuple[str, str]]:
-    """(sample id, video path) for every sample the eval loader reads from ``directory``."""
-    from eval.tasks import load_benchmark  # the loaders are the one source of each layout
+MediaLister = Callable[[str, Path], Iterable[tuple[str, str]]]
+"""``(benchmark name, dataset directory) -> (where, path)`` of every video/image its annotations name."""
 
-    for sample in load_benchmark(benchmark, directory, check_videos=False):
-        yield sample.id, sample.video
-        if getattr(sample, "image", None):
-            yield sample.id, sample.image
+BENCHMARK_MEDIA_HOOK = "eval.tasks:benchmark_media"
+"""``module:function`` of the benchmarks' :data:`MediaLister`: the eval loaders (a layer above data_prep,
+which therefore never imports it). Only the command line resolves it (:func:`installed_media_lister`);
+without it, a benchmark's videos are reported as not checked."""
 
 
-def check_videos(spec: DatasetSpec, directory: Path) -> VideoCheck:
-    """Check that every video the dataset's annotations name exists; say why each missing one is missing."""
+def installed_media_lister(hook: str = BENCHMARK_MEDIA_HOOK) -> MediaLister | None:
+    """The function ``hook`` names, or None when its module is not installed (data_prep without eval/)."""
+    module, _, name = hook.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            return None  # the hook's package is absent; a broken import inside it is an error
+        raise
+
+
+def check_videos(spec: DatasetSpec, directory: Path, list_media: MediaLister | None = None) -> VideoCheck | None:
+    """Check that every video the dataset's annotations name exists; say why each missing one is missing.
+
+    Training data is read from its jsonl files; a benchmark through ``list_media`` (its eval loader):
+    None when none is given (not checked)."""
     if spec.videos == "training":
         refs = [(where, str(directory / p) if not os.path.isabs(p) else p) for where, p in training_media(directory)]
+    elif list_media is None:
+        return None
     else:
         try:
-            refs = list(_benchmark_videos(spec.videos, directory))
+            refs = list(list_media(spec.videos, directory))
         except Exception as exc:  # a loader error names the file and field
             raise DownloadError(f"{spec.name}: the annotations do not load: {exc}") from exc
     result = VideoCheck(total=len(refs))
@@ -459,11 +474,13 @@ def fetch(
     mirror: Path | None = None,
     check: bool = True,
     progress: bool = True,
+    list_media: MediaLister | None = None,
 ) -> FetchReport:
     """Fetch one dataset of the catalog into ``root/<dir>``, unpack it and check its videos.
 
     ``repo_id`` replaces the hub id of the dataset's first source. The video check's result is in
-    ``report.videos`` (``check=False`` skips it)."""
+    ``report.videos`` (``check=False`` skips it; a benchmark is checked only with ``list_media``, e.g.
+    :func:`installed_media_lister`, and otherwise noted as not checked)."""
     if name not in CATALOG:
         raise DownloadError(f"unknown dataset {name!r}; known: {', '.join(CATALOG)}")
     spec = CATALOG[name]
@@ -486,7 +503,9 @@ def fetch(
     if missing:
         raise DownloadError(f"{name}: fetched {', '.join(report.repos)} but these files are missing: {', '.join(missing)}")
     if check and spec.videos:
-        report.videos = check_videos(spec, target)
+        report.videos = check_videos(spec, target, list_media)
+        if report.videos is None:
+            report.notes.append("videos not checked: the benchmark loaders (eval/) that read the annotations are not installed")
     return report
 
 
@@ -546,10 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     repo_ids = _parse_repo_ids(args.repo_id)
     names = [n for n in CATALOG if n not in ALIASES] if args.datasets == ["all"] else args.datasets
     failed = 0
+    list_media = installed_media_lister()
     for name in names:
         try:
             report = fetch(name, args.root, repo_id=repo_ids.get(name), mirror=args.mirror,
-                           check=not args.no_video_check, progress=not args.no_progress)
+                           check=not args.no_video_check, progress=not args.no_progress, list_media=list_media)
         except DownloadError as exc:
             print(f"[download] {name}: FAILED: {exc}", file=sys.stderr)
             failed += 1

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from data_prep.common import atomic_write_text, write_jsonl
 from data_prep.synthetic_video import COLORS, Event, render_frame, write_index_video
+from tools.files import atomic_write_jsonl, atomic_write_text
 from tools.protocol import (
     SENTENCE_GROUNDING_PROMPT,
     SYSTEM_PROMPT,
@@ -250,11 +250,11 @@ def make_synthetic(
                 sft_ranges.append({"messages": messages, "videos": [video.path]})
 
     files = {
-        "rl_qa": write_jsonl(out / "rl" / "qa.jsonl", rl_qa),
-        "rl_grounding": write_jsonl(out / "rl" / "grounding.jsonl", rl_grounding),
-        "sft_direct": write_jsonl(out / "sft" / "wo_tool_call" / "synthetic.jsonl", sft_direct),
-        "sft_clips": write_jsonl(out / "sft" / "wi_tool_call" / "synthetic.jsonl", sft_clips),
-        "sft_ranges": write_jsonl(out / "sft" / "wi_tool_call" / "synthetic_ranges.jsonl", sft_ranges),
+        "rl_qa": atomic_write_jsonl(out / "rl" / "qa.jsonl", rl_qa),
+        "rl_grounding": atomic_write_jsonl(out / "rl" / "grounding.jsonl", rl_grounding),
+        "sft_direct": atomic_write_jsonl(out / "sft" / "wo_tool_call" / "synthetic.jsonl", sft_direct),
+        "sft_clips": atomic_write_jsonl(out / "sft" / "wi_tool_call" / "synthetic.jsonl", sft_clips),
+        "sft_ranges": atomic_write_jsonl(out / "sft" / "wi_tool_call" / "synthetic_ranges.jsonl", sft_ranges),
     }
     files["events"] = atomic_write_text(out / "events.json", json.dumps([asdict(v) for v in videos], indent=1))
     return SyntheticDataset(out, videos, files)

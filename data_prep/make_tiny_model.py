@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Literal
@@ -343,23 +342,14 @@ def build_tiny_model(out_dir: str | os.PathLike, family: Family = "qwen2_5_vl", 
         suppress_tokens=suppressed,
     )
 
-    from tools.files import remove_stale_temps, temp_path_next_to
+    from tools.files import atomic_write_dir, remove_stale_temps
 
-    remove_stale_temps(out.parent)  # folders left by a killed run
-    tmp = temp_path_next_to(out)  # a hidden name of this process, then a folder under it
-    tmp.unlink()
-    tmp.mkdir()
-    try:
+    def fill(tmp: Path) -> None:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)  # also writes the tokenizer files and chat_template.jinja
-        tmp.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    remove_stale_temps(out.parent)  # folders left by a killed run
+    return atomic_write_dir(out, fill)
 
 
 def main(argv: list[str] | None = None) -> int:

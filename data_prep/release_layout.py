@@ -20,11 +20,12 @@ relative to the dataset root (where ``sft_videos/`` and ``rl_videos/`` shards un
 from __future__ import annotations
 
 import glob
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+
+from tools.files import read_jsonl
 
 # (hub prefix, README prefix); file-level renames first, then folder renames.
 FILE_ALIASES: tuple[tuple[str, str], ...] = (
@@ -108,14 +109,7 @@ def _media_entries(row: dict[str, Any]) -> Iterator[str]:
 def training_media(root: Path) -> Iterator[tuple[str, str]]:
     """(where, media path as written) for every video/image the release's jsonl files name."""
     for path in training_files(root):
-        with open(path, encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # prepare_* reports bad lines with their reasons
-                if isinstance(row, dict):
-                    for media in _media_entries(row):
-                        yield f"{path}:{lineno}", media
+        for lineno, row in read_jsonl(path, keep_going=True):
+            if isinstance(row, dict):  # bad lines are skipped: prepare_* reports them with their reasons
+                for media in _media_entries(row):
+                    yield f"{path}:{lineno}", media

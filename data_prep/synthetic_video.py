@@ -30,6 +30,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from tools.files import atomic_write, remove_stale_temps
+
 CODE_ROWS = 2
 CODE_COLS = 8
 CODE_BITS = CODE_ROWS * CODE_COLS  # frame indices up to 65,535 (30 min at 25 fps = 45,000)
@@ -144,13 +146,6 @@ def _event_at(time_s: float, events: Sequence[Event]) -> str | None:
     return None
 
 
-def _atomic_target(path: Path) -> Path:
-    from tools.files import remove_stale_temps, temp_path_next_to
-
-    remove_stale_temps(path.parent)
-    return temp_path_next_to(path)  # hidden, the user's umask applied
-
-
 def write_index_video(
     path: str | os.PathLike,
     *,
@@ -191,8 +186,8 @@ def write_index_video(
         if len(times) != num_frames or any(b <= a for a, b in zip(times, times[1:])) or times[0] < 0:
             raise ValueError("times must give one increasing, non-negative time per frame")
     time_base = Fraction(1, 1000) if times is not None else 1 / rate
-    tmp = _atomic_target(path)
-    try:
+
+    def write(tmp: Path) -> None:
         with av.open(str(tmp), mode="w", format=_container_format(path)) as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
@@ -224,10 +219,9 @@ def write_index_video(
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    remove_stale_temps(path.parent)
+    atomic_write(path, write)  # hidden temp beside ``path``, the user's umask applied
     return path
 
 

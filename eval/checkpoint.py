@@ -24,6 +24,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from tools.files import atomic_write_dir, remove_stale_temps
+
 _WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.safetensors.index.json")
 _SHARD_RE = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt$")
 
@@ -75,28 +77,26 @@ def merge_fsdp_checkpoint(actor_dir: Path, target_dir: Path) -> Path:
         raise CheckpointError(f"{actor_dir}: no huggingface/config.json next to the shards (saved by verl's checkpoint manager)")
     if not (actor_dir / "fsdp_config.json").is_file():
         raise CheckpointError(f"{actor_dir}: no fsdp_config.json (needed to know the world size of the shards)")
-    tmp = target_dir.with_name(target_dir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    config = ModelMergerConfig(
-        operation="merge",
-        backend="fsdp",
-        local_dir=str(actor_dir),
-        hf_model_config_path=str(actor_dir / "huggingface"),
-        target_dir=str(tmp),
-    )
-    with contextlib.redirect_stdout(sys.stderr):  # verl's merger prints progress; stdout stays the result
-        merger = FSDPModelMerger(config)
-        merger.merge_and_save()
-        merger.cleanup()
-    # files of the original HF dir the merger does not write (chat template, generation config ...)
-    for extra in (actor_dir / "huggingface").iterdir():
-        if extra.is_file() and not (tmp / extra.name).exists():
-            shutil.copy2(extra, tmp / extra.name)
-    if target_dir.exists():
-        shutil.rmtree(target_dir)
-    tmp.replace(target_dir)
-    return target_dir
+    def fill(tmp: Path) -> None:
+        config = ModelMergerConfig(
+            operation="merge",
+            backend="fsdp",
+            local_dir=str(actor_dir),
+            hf_model_config_path=str(actor_dir / "huggingface"),
+            target_dir=str(tmp),
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # verl's merger prints progress; stdout stays the result
+            merger = FSDPModelMerger(config)
+            merger.merge_and_save()
+            merger.cleanup()
+        # files of the original HF dir the merger does not write (chat template, generation config ...)
+        for extra in (actor_dir / "huggingface").iterdir():
+            if extra.is_file() and not (tmp / extra.name).exists():
+                shutil.copy2(extra, tmp / extra.name)
+
+    target_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target_dir.parent)  # folders left by a killed merge
+    return atomic_write_dir(target_dir, fill)
 
 
 _HUB_ID_RE = re.compile(r"[\w.-]+/[\w.-]+")

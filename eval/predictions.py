@@ -5,8 +5,9 @@ fsync, so ``kill -9`` loses at most the samples in flight); ``<out>/<benchmark>.
 the run's settings. While a run writes a prediction file it holds an exclusive lock on it: a second run
 on the same file stops with a clear error instead of interleaving lines. On resume a partial last line (a
 write cut short) is truncated away, the ids already present are skipped, and a file that repeats an id is
-refused. Files are created group/world-readable (0644 under the usual umask); temporary files are visible
-``<name>.partial-<pid>`` files, renamed into place, and any left by a killed process are removed at the next start.
+refused. Files are created group/world-readable (0644 under the usual umask) and written whole
+(:mod:`tools.files`: a hidden temp file renamed into place); temp files left by a killed process (and the
+per-process ``<name>.partial-<pid>`` files) are removed at the next start.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+
+from tools.files import atomic_write_jsonl, atomic_write_text, read_json, remove_stale_temps
 
 # Settings that change the predictions: a resume with any of them different is refused (unless forced).
 RESUME_KEYS = (
@@ -51,36 +54,9 @@ def settings_path(predictions: str | Path) -> Path:
     return p.with_name(p.name[: -len(".jsonl")] + ".settings.json" if p.name.endswith(".jsonl") else p.name + ".settings.json")
 
 
-def partial_path(path: Path) -> Path:
-    """The temporary name of ``path`` while this process writes it (removed at the next start if left by a kill)."""
-    return path.with_name(f"{path.name}.partial-{os.getpid()}")
-
-
-def _readable_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` (mode 0666 & ~umask) and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _readable_mode())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON atomically (see :func:`write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+    """Write ``obj`` as indented JSON with sorted keys, atomically (:func:`tools.files.atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -92,11 +68,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_partials(directory: str | Path) -> list[Path]:
-    """Remove ``*.partial-<pid>`` files of ``directory`` whose process is gone (left by a kill); returns them."""
-    removed = []
+    """Remove ``*.partial-<pid>`` and atomic-write temp files of ``directory`` whose process is gone (left by a kill)."""
     directory = Path(directory)
     if not directory.is_dir():
-        return removed
+        return []
+    removed = remove_stale_temps(directory)
     for path in directory.iterdir():
         match = _PARTIAL_RE.search(path.name)
         if match and path.is_file() and not _pid_alive(int(match.group(1))):
@@ -168,9 +144,9 @@ def read_settings(path: Path) -> dict[str, Any] | None:
     if not file.exists():
         return None
     try:
-        obj = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CorruptPredictions(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        obj = read_json(file)
+    except ValueError as exc:
+        raise CorruptPredictions(str(exc)) from None
     if not isinstance(obj, dict):
         raise CorruptPredictions(f"{file}: expected a JSON object")
     return obj
@@ -271,6 +247,6 @@ def merge_shards(out_dir: str | Path, benchmark: str) -> Path:
     old = read_settings(target)
     if target.exists() and (old is None or "merged_from" not in old):
         raise CorruptPredictions(f"{target} exists and is not a merge of shards; move it away to merge the shards")
-    write_text_atomic(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in merged))
+    atomic_write_jsonl(target, merged)
     write_json_atomic(settings_path(target), {**(base_settings or {}), "merged_from": [p.name for p in expected], "n_selected": len(merged)})
     return target

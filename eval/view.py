@@ -21,7 +21,8 @@ from typing import Any, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eval.predictions import CorruptPredictions, repair_and_read, write_text_atomic  # noqa: E402
+from eval.predictions import CorruptPredictions, repair_and_read  # noqa: E402
+from tools.files import atomic_write_text  # noqa: E402
 from eval.scoring.extract import first_answer_span  # noqa: E402
 
 CSS = """
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tqdm import tqdm
 
         page = render_report(list(tqdm(records, desc="samples", unit="sample", disable=len(records) < 20)), args.predictions.name, args.thumbs)
-        write_text_atomic(args.output, page)
+        atomic_write_text(args.output, page)
     except (CorruptPredictions, OSError, TypeError, ValueError, KeyError) as exc:
         print(f"error: {args.predictions}: {exc}" if not str(exc).startswith(str(args.predictions)) else f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 
 from tools import protocol
+from tools.segments import Segment
 
-Segment = tuple[float, float]
 
 # An optional minus glued to the digits; whether it is a sign or a separator is decided by context.
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")

@@ -33,6 +33,8 @@ from reward_fns.answer_parsing import (
     tool_call_turns,
 )
 from reward_fns.segments import DEFAULT_IOU_HIGH, DEFAULT_IOU_LOW, Segment, normalise_iou, segment_score
+from tools.files import parquet_value
+from tools.segments import parse_segments
 
 logger = logging.getLogger(__name__)
 
@@ -121,20 +123,11 @@ def _to_plain(value: Any) -> Any:
 
 
 def parse_timestamps(value: Any) -> list[Segment]:
-    """``[[s, e], ...]`` (lists, tuples or numpy arrays) or one flat ``[s, e]`` to float pairs."""
-    value = _to_plain(value)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else []
-    items = [_to_plain(item) for item in value]
-    if len(items) == 2 and all(isinstance(x, (int, float)) for x in items):
-        items = [items]
-    segments: list[Segment] = []
-    for item in items:
-        start, end = item
-        segments.append((float(start), float(end)))
-    return segments
+    """``[[s, e], ...]`` (lists, tuples or numpy arrays, or their JSON text) or one flat ``[s, e]`` to float pairs.
+
+    :func:`tools.segments.parse_segments`; a malformed value is a :class:`ValueError` naming the field.
+    """
+    return parse_segments(parquet_value(value), "ground_truth.timestamps")
 
 
 def parse_ground_truth(ground_truth: Any) -> GroundTruth:
@@ -148,9 +141,9 @@ def parse_ground_truth(ground_truth: Any) -> GroundTruth:
             value = {"data_type": "qa", "answer": text}
     if not isinstance(value, Mapping):
         raise TypeError(f"ground_truth must be a dict or its JSON text, got {type(ground_truth).__name__}")
-    answer = str(_to_plain(value.get("answer")) or "")
+    answer = str(parquet_value(_to_plain(value.get("answer"))) or "")
     timestamps = parse_timestamps(value.get("timestamps"))
-    data_type = str(_to_plain(value.get("data_type")) or "").strip().lower()
+    data_type = str(parquet_value(_to_plain(value.get("data_type"))) or "").strip().lower()
     if data_type not in ("qa", "grounding"):
         raise ValueError(f"ground_truth.data_type must be 'qa' or 'grounding', got {data_type!r}")
     return GroundTruth(data_type, answer, timestamps)

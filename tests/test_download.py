@@ -14,10 +14,15 @@ import pytest
 
 from data_prep import archives, download
 from data_prep.release_layout import alternative_names, resolve_inputs
-from eval.tasks import get_task, load_benchmark
+from eval.tasks import benchmark_media, get_task, load_benchmark
 from hub_helpers import build_hub, split_parts, tar_gz_bytes
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def fetch(name, root, **kw):
+    """``download.fetch`` with the eval loaders as the benchmarks' media lister (as the command line finds them)."""
+    return download.fetch(name, root, list_media=benchmark_media, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def _ids(name: str, root: Path) -> list[tuple[str, str, str]]:
 ])
 def test_hub_layouts_reach_the_loaders(hub, tmp_path, dataset, benchmarks, unpacked):
     bench, mirror, _ = hub
-    report = download.fetch(dataset, tmp_path, mirror=mirror, progress=False)
+    report = fetch(dataset, tmp_path, mirror=mirror, progress=False)
     assert report.directory == tmp_path / dataset
     assert sorted(report.unpacked) == unpacked
     assert report.videos is not None and report.videos.missing == [] and report.videos.total >= 1
@@ -55,7 +60,7 @@ def test_hub_layouts_reach_the_loaders(hub, tmp_path, dataset, benchmarks, unpac
 
 def test_mlvu_split_tar_joined_and_unpacked_at_root(hub, tmp_path):
     _, mirror, _ = hub
-    download.fetch("mlvu", tmp_path, mirror=mirror, progress=False)
+    fetch("mlvu", tmp_path, mirror=mirror, progress=False)
     root = tmp_path / "mlvu"
     assert sorted(p.name for p in (root / "video").glob("*.mp4")) == ["a.mp4", "b.mp4"]
     assert (root / "MLVU_Test/.test_video.tar.gz.unpacked").exists()
@@ -64,7 +69,7 @@ def test_mlvu_split_tar_joined_and_unpacked_at_root(hub, tmp_path):
 
 def test_videommmu_macosx_junk_skipped_and_alias_used(hub, tmp_path):
     _, mirror, _ = hub
-    report = download.fetch("videommmu", tmp_path, mirror=mirror, progress=False)
+    report = fetch("videommmu", tmp_path, mirror=mirror, progress=False)
     assert report.repos == ["lmms-lab/VideoMMMU"]  # the mirror holds the former id only
     root = tmp_path / "videommmu"
     assert not (root / "__MACOSX").exists() and not list(root.rglob("._*"))
@@ -73,14 +78,14 @@ def test_videommmu_macosx_junk_skipped_and_alias_used(hub, tmp_path):
 
 def test_lvbench_metadata_and_videos_from_two_repos(hub, tmp_path):
     _, mirror, _ = hub
-    report = download.fetch("lvbench", tmp_path, mirror=mirror, progress=False)
+    report = fetch("lvbench", tmp_path, mirror=mirror, progress=False)
     assert report.repos == ["zai-org/LVBench", "lmms-lab/LVBench"]
     assert (tmp_path / "lvbench/a.mp4").exists() and (tmp_path / "lvbench/video_info.meta.jsonl").exists()
 
 
 def test_videotemp_bench_annotation_found_by_content(hub, tmp_path):
     _, mirror, _ = hub
-    report = download.fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
+    report = fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
     assert report.repos == ["Kwai-Keye/VideoTemp-Bench"]
     assert any("annotations/videotemp_bench_test.jsonl (3 questions, 1 video paths rewritten" in n for n in report.notes)
     videos = [Path(s.video).relative_to(tmp_path / "videotemp_bench").as_posix()
@@ -90,23 +95,23 @@ def test_videotemp_bench_annotation_found_by_content(hub, tmp_path):
 
 def test_unpacking_is_idempotent_and_resumes(hub, tmp_path):
     _, mirror, _ = hub
-    first = download.fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
+    first = fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
     assert len(first.unpacked) == 2
     root = tmp_path / "videotemp_bench"
     # an interrupted run: one marker lost, a half-written staging dir left behind
     (root / "videos/.videos_part_0001.tar.gz.unpacked").unlink()
     (root / ".unpacking-videos_part_0001.tar.gz/LongVILA").mkdir(parents=True)
     (root / ".unpacking-videos_part_0001.tar.gz/LongVILA/b.mp4").write_bytes(b"half")
-    again = download.fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
+    again = fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
     assert again.unpacked == ["videos/videos_part_0001.tar.gz"]
     assert not (root / ".unpacking-videos_part_0001.tar.gz").exists()
-    assert download.fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False).unpacked == []
+    assert fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False).unpacked == []
     assert (root / "LongVILA/b.mp4").stat().st_size > 100
 
 
 def test_training_data_both_halves_into_one_root(hub, tmp_path):
     _, mirror, counts = hub
-    report = download.fetch("videotemp_o3", tmp_path, mirror=mirror, progress=False)
+    report = fetch("videotemp_o3", tmp_path, mirror=mirror, progress=False)
     root = tmp_path / "videotemp_o3"
     assert sorted(report.unpacked) == ["rl_videos/videos_part_0000.tar.gz", "sft_videos/videos_part_0000.tar.gz",
                                        "sft_videos/videos_part_0001.tar.gz"]
@@ -118,7 +123,7 @@ def test_training_data_both_halves_into_one_root(hub, tmp_path):
     assert report.videos is not None and report.videos.missing == []
     assert report.videos.total == 7
     # the halves fetch into the same directory
-    half = download.fetch("videotemp_rl", tmp_path / "other", mirror=mirror, progress=False)
+    half = fetch("videotemp_rl", tmp_path / "other", mirror=mirror, progress=False)
     assert half.directory == tmp_path / "other/videotemp_o3"
     assert sorted(p.name for p in (half.directory / "rl").iterdir()) == ["grounding.jsonl", "qa-1k.jsonl"]
     assert not (half.directory / "sft").exists() and half.videos.missing == []
@@ -131,13 +136,13 @@ def test_missing_videos_are_counted_with_reasons(hub, tmp_path):
     gt = bench / "mlvu/test-ground-truth/test_mcq_gt.json"
     (partial / "MLVU/MLVU_Test/test-ground-truth").mkdir(parents=True)
     (partial / "MLVU/MLVU_Test/test-ground-truth/test_mcq_gt.json").write_bytes(gt.read_bytes())
-    report = download.fetch("mlvu", tmp_path / "data", mirror=partial, progress=False)
+    report = fetch("mlvu", tmp_path / "data", mirror=partial, progress=False)
     assert report.videos.total == 2 and len(report.videos.missing) == 2
     assert report.videos.reasons() == {"not in any downloaded file": 2}
     # a video in the wrong folder is named as such
     (tmp_path / "data/mlvu/elsewhere").mkdir()
     (tmp_path / "data/mlvu/elsewhere/a.mp4").write_bytes(b"x")
-    report = download.fetch("mlvu", tmp_path / "data", mirror=partial, progress=False)
+    report = fetch("mlvu", tmp_path / "data", mirror=partial, progress=False)
     assert sorted(report.videos.reasons().items()) == [("in another folder", 1), ("not in any downloaded file", 1)]
     # the command exits 1 and says how many are missing; --allow-missing-videos makes it a warning
     proc = _cli("mlvu", "--root", str(tmp_path / "data"), "--mirror", str(partial), "--no-progress")
@@ -254,12 +259,12 @@ def test_release_download_then_prepare_reaches_parquet(hub, tmp_path, naming):
 def test_errors_are_clear(hub, tmp_path):
     _, mirror, _ = hub
     with pytest.raises(download.DownloadError, match="unknown dataset 'nope'"):
-        download.fetch("nope", tmp_path, mirror=mirror)
+        fetch("nope", tmp_path, mirror=mirror)
     with pytest.raises(download.DownloadError, match="not found in the mirror"):
-        download.fetch("videomme", tmp_path, repo_id="other/Missing", mirror=mirror)
+        fetch("videomme", tmp_path, repo_id="other/Missing", mirror=mirror)
     (mirror / "broken/Data").mkdir(parents=True, exist_ok=True)
     with pytest.raises(download.DownloadError, match="missing: rl/qa-1k.jsonl, rl/grounding.jsonl"):
-        download.fetch("videotemp_rl", tmp_path, repo_id="broken/Data", mirror=mirror)
+        fetch("videotemp_rl", tmp_path, repo_id="broken/Data", mirror=mirror)
 
 
 def test_cli_lists_real_ids_and_reports_unreachable_hub(tmp_path):
@@ -271,3 +276,24 @@ def test_cli_lists_real_ids_and_reports_unreachable_hub(tmp_path):
     proc = _cli("videomme", "--root", str(tmp_path), env=env)
     assert proc.returncode == 1
     assert "videomme: FAILED" in proc.stderr and "--mirror DIR" in proc.stderr
+
+
+def test_data_prep_never_imports_eval():
+    import ast
+
+    for path in sorted((REPO / "data_prep").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n == "eval" or n.startswith("eval.")], f"{path.name}:{node.lineno}"
+
+
+def test_benchmark_videos_are_checked_through_the_hook_only(hub, tmp_path):
+    _, mirror, _ = hub
+    assert download.installed_media_lister() is benchmark_media
+    assert download.installed_media_lister("no_such_package_xyz.tasks:media") is None
+    report = download.fetch("lvbench", tmp_path, mirror=mirror, progress=False)  # no lister given
+    assert report.videos is None
+    assert any(n.startswith("videos not checked") for n in report.notes)
+    training = download.fetch("videotemp_rl", tmp_path, mirror=mirror, progress=False)  # read from its jsonl files
+    assert training.videos is not None and training.videos.missing == [] and training.videos.total >= 1

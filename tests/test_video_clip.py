@@ -25,7 +25,7 @@ from tools.protocol import (
     parse_tool_call,
 )
 from tools.video_clip import ClipSettings, VideoClipTool, main, run_clip_call, tool_call_from_parameters
-from tools.video_io import FrameCache
+from tools.frame_cache import FrameCache
 
 SETTINGS = ClipSettings(min_pixels=TINY_PIXELS, max_pixels=TINY_PIXELS)
 TOOL_CONFIG = {"type": "native", "min_pixels": TINY_PIXELS, "max_pixels": TINY_PIXELS}

@@ -13,15 +13,10 @@ from video_helpers import TINY_PIXELS, Event, decoded_indices, make_video
 
 from data_prep.synthetic_video import event_color_at, read_frame_index, write_corrupt_video, write_empty_video
 from tools import video_io
-from tools.video_io import (
-    FrameCache,
-    VideoError,
-    grid_indices,
-    probe,
-    resized_hw,
-    sample_clip,
-    sample_video,
-)
+from tools.frame_cache import FrameCache
+from tools.video_io import pooled_reader, probe, sample_clip, sample_video
+from tools.video_sampling import grid_indices, resized_hw
+from tools.video_types import VideoError
 
 TINY = {"min_pixels": TINY_PIXELS, "max_pixels": TINY_PIXELS}
 
@@ -104,7 +99,7 @@ def test_probe_errors_name_path_and_reason(tmp_path):
 def test_hung_decode_times_out_and_reader_is_replaced(vdir, monkeypatch):
     path = make_video(vdir, seconds=2, fps=10)
     info = probe(path)
-    reader = video_io._readers.get(info, 10)
+    reader = pooled_reader(info, 10)
     slow_decode = reader.decode
 
     def decode(*args):
@@ -116,7 +111,7 @@ def test_hung_decode_times_out_and_reader_is_replaced(vdir, monkeypatch):
         sample_clip(path, 0, 2, timeout_s=0.2, **TINY)
     clip = sample_clip(path, 0, 2, timeout_s=10, **TINY)  # a fresh reader
     assert decoded_indices(clip.frames) == clip.frame_indices
-    assert video_io._readers.get(info, 10) is not reader
+    assert pooled_reader(info, 10) is not reader
 
 
 # --------------------------------------------------------------------------- prompt video = qwen-vl-utils
@@ -323,11 +318,11 @@ def test_pixels_equal_a_decord_reader_at_the_target_size(v10):
 
 def test_forward_requests_continue_decoding_without_seeking(vdir, monkeypatch):
     path = make_video(vdir, seconds=10, fps=10, keyint=50)  # keyframes at 0 and 50
-    reader = video_io._readers.get(probe(path), 10)
+    reader = pooled_reader(probe(path), 10)
     assert reader.indexed and reader.keyframes == [0, 50]
     seeks: list[int] = []
-    real_seek = reader._seek
-    monkeypatch.setattr(reader, "_seek", lambda index: (seeks.append(index), real_seek(index)))
+    real_seek = reader.seek
+    monkeypatch.setattr(reader, "seek", lambda index: (seeks.append(index), real_seek(index)))
     for start, end in [(0.0, 1.5), (2.0, 3.5), (3.5, 4.5), (5.5, 7.0)]:
         clip = sample_clip(path, start, end, **TINY)
         assert decoded_indices(clip.frames) == clip.frame_indices
@@ -338,16 +333,16 @@ def test_forward_requests_continue_decoding_without_seeking(vdir, monkeypatch):
 
 def test_seek_landing_past_the_frame_retries_from_earlier_keyframes(vdir, monkeypatch):
     path = make_video(vdir, seconds=6, fps=10, keyint=10)
-    reader = video_io._readers.get(probe(path), 10)
+    reader = pooled_reader(probe(path), 10)
     reader.reset()
     seeks: list[int] = []
-    real_seek = reader._seek
+    real_seek = reader.seek
 
     def late_seek(index):
         seeks.append(index)
         real_seek(index + 10 if len(seeks) == 1 else index)  # the first seek lands one GOP late
 
-    monkeypatch.setattr(reader, "_seek", late_seek)
+    monkeypatch.setattr(reader, "seek", late_seek)
     clip = sample_clip(path, 2.5, 3.0, fps=1000, **TINY)
     assert clip.frame_indices == list(range(25, 31))
     assert decoded_indices(clip.frames) == clip.frame_indices
@@ -358,12 +353,12 @@ def test_unindexable_video_is_decoded_by_decord(vdir, monkeypatch):
     path = make_video(vdir, seconds=3, fps=10, keyint=7)
 
     def refuse(self):
-        raise video_io._Unindexable("test")
+        raise video_io.Unindexable("test")
 
     video_io.close_all_readers()
-    monkeypatch.setattr(video_io._Reader, "_open", refuse)
+    monkeypatch.setattr(video_io.PyAVReader, "open", refuse)
     clip = sample_clip(path, 0.3, 2.8, fps=1000, **TINY)
-    assert not video_io._readers.get(probe(path), 10).indexed
+    assert not pooled_reader(probe(path), 10).indexed
     assert clip.frame_indices == list(range(3, 29))
     assert decoded_indices(clip.frames) == clip.frame_indices
     video_io.close_all_readers()
@@ -371,9 +366,9 @@ def test_unindexable_video_is_decoded_by_decord(vdir, monkeypatch):
 
 def test_frames_the_decoder_never_gives_come_from_decord(vdir, monkeypatch):
     path = make_video(vdir, seconds=3, fps=10)
-    reader = video_io._readers.get(probe(path), 10)
-    real_frame_at = reader._frame_at
-    monkeypatch.setattr(reader, "_frame_at", lambda index: None if index % 3 == 0 else real_frame_at(index))
+    reader = pooled_reader(probe(path), 10)
+    real_frame_at = reader.frame_at
+    monkeypatch.setattr(reader, "frame_at", lambda index: None if index % 3 == 0 else real_frame_at(index))
     cache = FrameCache(10 << 20)
     clip = sample_clip(path, 0, 3, fps=1000, max_frames=100, cache=cache, **TINY)
     assert clip.frame_indices == list(range(30))

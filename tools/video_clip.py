@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -81,15 +80,10 @@ if __name__ == "__main__":
 from verl.tools.base_tool import BaseTool  # noqa: E402
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse  # noqa: E402
 
-from tools.files import atomic_write, remove_stale_temps  # noqa: E402
-from tools.video_io import (  # noqa: E402
-    FrameCache,
-    SampledVideo,
-    VideoError,
-    probe,
-    sample_clip,
-    shared_frame_cache,
-)
+from tools.files import atomic_write, atomic_write_dir, parquet_value, remove_stale_temps  # noqa: E402
+from tools.frame_cache import FrameCache, shared_frame_cache  # noqa: E402
+from tools.video_io import probe, sample_clip  # noqa: E402
+from tools.video_types import SampledVideo, VideoError  # noqa: E402
 
 
 @dataclass
@@ -281,7 +275,7 @@ class VideoClipTool(BaseTool):
             if not video:
                 result = _failure(VIDEO_UNREADABLE_ERROR)
             else:
-                duration = instance.get("duration")
+                duration = parquet_value(instance.get("duration"))  # None/NaN: a missing struct key
                 duration = float(duration) if duration is not None and math.isfinite(float(duration)) else None
                 result = await asyncio.to_thread(
                     run_clip_call, video, call, self.settings, duration=duration, cache=self.cache
@@ -358,23 +352,13 @@ def write_frames(clip: SampledVideo, directory: str | os.PathLike) -> list[Path]
         raise ValueError(problem)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(target.parent)
-    from tools.files import temp_path_next_to
+    names = [frame_file_name(k, index, time_s) for k, (index, time_s) in enumerate(zip(clip.frame_indices, clip.times))]
 
-    tmp = temp_path_next_to(target)  # reserve a hidden name, then make it a folder
-    tmp.unlink()
-    tmp.mkdir(mode=0o777)  # the umask applies
-    try:
-        names = []
-        for k, (index, time_s) in enumerate(zip(clip.frame_indices, clip.times)):
-            name = frame_file_name(k, index, time_s)
+    def fill(tmp: Path) -> None:
+        for k, name in enumerate(names):
             Image.fromarray(clip.frames[k].permute(1, 2, 0).numpy()).save(tmp / name, format="PNG")
-            names.append(name)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_write_dir(target, fill)
     return [target / name for name in names]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from eval.scoring import extract
-from eval.scoring.records import Prediction, Segment
-from reward_fns.segments import iou
+from eval.scoring.records import Prediction
+from tools.segments import Segment, iou
 
 Metrics = dict[str, float]
 THRESHOLDS = (0.3, 0.5, 0.7)

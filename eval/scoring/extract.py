@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from tools import protocol
 from reward_fns.answer_parsing import answer_segments
+from tools.segments import Segment
 
-Segment = tuple[float, float]
 
 VIDEOMME_PHRASES = (
     "The best answer is",

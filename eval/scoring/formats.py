@@ -14,6 +14,7 @@ from typing import Any
 
 from eval.scoring.extract import reference_response
 from eval.scoring.records import Prediction, tool_calls_from_turns
+from tools.files import JsonlLineError, read_jsonl
 
 
 class PredictionFileError(ValueError):
@@ -60,16 +61,10 @@ def reference_prediction(r: dict, where: str, default_id: Any, **kw: Any) -> Pre
 
 
 def _read_jsonl(path: Path) -> list[Any]:
-    out = []
-    with open(path, encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise PredictionFileError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return out
+    try:
+        return [value for _, value in read_jsonl(path)]
+    except JsonlLineError as exc:
+        raise PredictionFileError(str(exc)) from None
 
 
 def load_json_or_jsonl(path: Path) -> Any:

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reward_fns.answer_parsing import tool_call_turns, turn_tool_ranges
-
-Segment = tuple[float, float]
+from tools.segments import Segment
 
 
 @dataclass

@@ -15,6 +15,7 @@ import pkgutil
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 from eval.tasks.base import GROUNDED_QA, GROUNDING, MCQ, BenchmarkError, EvalSample, Task, check_unique_ids
 
@@ -73,6 +74,18 @@ def load_benchmark(name: str, root: str | Path, check_videos: bool = True) -> li
     return check_unique_ids(task.load(Path(root), check_videos=check_videos), f"{task.name} in {root}")
 
 
+def benchmark_media(name: str, root: str | Path) -> Iterator[tuple[str, str]]:
+    """(sample id, path) of every video and image benchmark ``name``'s annotations in ``root`` name.
+
+    The loader is the one source of each layout; ``data_prep/download.py`` finds this function through
+    its ``BENCHMARK_MEDIA_HOOK`` to check a download (data_prep does not import eval).
+    """
+    for sample in load_benchmark(name, root, check_videos=False):
+        yield sample.id, sample.video
+        if getattr(sample, "image", None):
+            yield sample.id, sample.image
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m eval.tasks --list``: the benchmark names, one per line (``run_all.sh``'s default list)."""
     import argparse
@@ -90,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "BenchmarkError", "EvalSample", "GROUNDED_QA", "GROUNDING", "MCQ", "Task", "all_tasks", "benchmark_dir", "get_task",
-    "load_benchmark", "task_names",
+    "BenchmarkError", "EvalSample", "GROUNDED_QA", "GROUNDING", "MCQ", "Task", "all_tasks", "benchmark_dir",
+    "benchmark_media", "get_task", "load_benchmark", "task_names",
 ]
 
 if __name__ == "__main__":

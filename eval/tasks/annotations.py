@@ -22,7 +22,7 @@ from typing import Callable
 
 from eval.scoring import extract
 from eval.scoring.common import Metrics, best_iou, failed_count, grounding_block, pct
-from eval.scoring.records import Prediction, Segment
+from eval.scoring.records import Prediction
 from eval.tasks.base import (
     GROUNDED_QA,
     GROUNDING,
@@ -37,6 +37,7 @@ from eval.tasks.base import (
 )
 from reward_fns.answer_parsing import first_letter
 from tools import protocol
+from tools.segments import Segment
 
 ANNOTATIONS = "annotations.jsonl"
 GROUNDING_PROMPT = protocol.SENTENCE_GROUNDING_PROMPT
@@ -153,11 +154,12 @@ def grounding_fixture(name: str, query_a: str, query_b: str):
     """Fixture writer of a grounding set: two queries, one per source video."""
 
     def write(directory: Path, src: dict[str, Path]) -> None:
-        from eval.tasks.fixtures import place, write_jsonl
+        from eval.tasks.fixtures import place
+        from tools.files import atomic_write_jsonl
 
         for key in src:
             place(src[key], directory / "videos" / f"{key}.mp4")
-        write_jsonl(directory / ANNOTATIONS, [
+        atomic_write_jsonl(directory / ANNOTATIONS, [
             {"id": f"{name}0", "video": "videos/a.mp4", "duration": 8.0, "query": query_a, "span": [2.0, 5.0]},
             {"id": f"{name}1", "video": "videos/b.mp4", "duration": 8.0, "query": query_b, "span": [4.0, 7.0]},
         ])
@@ -169,11 +171,12 @@ def grounded_qa_fixture(name: str):
     """Fixture writer of a grounded-QA set: two questions (one with two evidence spans)."""
 
     def write(directory: Path, src: dict[str, Path]) -> None:
-        from eval.tasks.fixtures import place, write_jsonl
+        from eval.tasks.fixtures import place
+        from tools.files import atomic_write_jsonl
 
         for key in src:
             place(src[key], directory / "videos" / f"{key}.mp4")
-        write_jsonl(directory / ANNOTATIONS, [
+        atomic_write_jsonl(directory / ANNOTATIONS, [
             {"id": f"{name}0", "video": "videos/a.mp4", "duration": 8.0, "question": "What colour is the square?",
              "options": ["red", "blue", "green"], "answer": "A", "span": [2.0, 5.0]},
             {"id": f"{name}1", "video": "videos/b.mp4", "duration": 8.0, "question": "What colour is the square?",

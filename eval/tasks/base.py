@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+from tools.files import JsonlLineError
+from tools.files import read_jsonl as read_jsonl_lines
+from tools.segments import Segment, parse_segments
 
 
 class BenchmarkError(ValueError):
@@ -35,11 +38,11 @@ class EvalSample:
     video: str
     question: str
     answer: str | None = None
-    span: tuple[float, float] | None = None
+    span: Segment | None = None
     duration: float | None = None
     image: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
-    spans: list[tuple[float, float]] | None = None
+    spans: list[Segment] | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -122,18 +125,14 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-empty line; clear error on bad JSON."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    """(line number, object) for each non-empty line (:func:`tools.files.read_jsonl`); a bad line is a :class:`BenchmarkError`."""
+    try:
+        for lineno, obj in read_jsonl_lines(path):
             if not isinstance(obj, dict):
                 raise BenchmarkError(f"{path}:{lineno}: expected a JSON object")
             yield lineno, obj
+    except JsonlLineError as exc:
+        raise BenchmarkError(str(exc)) from None
 
 
 def read_parquet_rows(path: Path) -> list[dict]:
@@ -143,28 +142,30 @@ def read_parquet_rows(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
 
 
-def _number(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise TypeError(v)
-    return float(v)
-
-
-def as_span(value: Any, where: str) -> tuple[float, float]:
-    """Read ``[s, e]`` (also a nested ``[[s, e]]``) as floats, else a :class:`BenchmarkError` (booleans are not numbers)."""
-    if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (list, tuple)):
-        value = value[0]
+def _segments(value: Any, where: str) -> list[Segment]:
+    """:func:`tools.segments.parse_segments` of a list value (not its JSON text), non-empty, as a :class:`BenchmarkError`."""
     try:
-        start, end = (_number(v) for v in value)
-    except (TypeError, ValueError):
+        if isinstance(value, str):
+            raise ValueError(value)
+        segments = parse_segments(value, where)
+        if not segments:
+            raise ValueError(value)
+    except ValueError:
         raise BenchmarkError(f"{where}: expected a [start, end] pair of seconds, got {value!r}") from None
-    return start, end
+    return segments
 
 
-def as_spans(value: Any, where: str) -> list[tuple[float, float]]:
+def as_span(value: Any, where: str) -> Segment:
+    """Read ``[s, e]`` (also a nested ``[[s, e]]``) as floats, else a :class:`BenchmarkError` (booleans are not numbers)."""
+    segments = _segments(value, where)
+    if len(segments) != 1:
+        raise BenchmarkError(f"{where}: expected a [start, end] pair of seconds, got {value!r}")
+    return segments[0]
+
+
+def as_spans(value: Any, where: str) -> list[Segment]:
     """Read one span ``[s, e]`` or several ``[[s, e], [s, e], ...]`` as a non-empty list of float pairs."""
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple)) for v in value):
-        return [as_span(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    return [as_span(value, where)]
+    return _segments(value, where)
 
 
 def letters(n: int) -> str:

@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from data_prep.synthetic_video import Event
+from tools.files import atomic_write_text
 
 VIDEO_SECONDS = 8.0
 VIDEO_FPS = 4.0
@@ -37,13 +38,7 @@ def place(source: Path, target: Path) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def write_parquet(path: Path, rows: list[dict]) -> None:

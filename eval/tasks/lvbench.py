@@ -118,10 +118,11 @@ def read_reference(data: Any, path: Path, meta_path: Path | None) -> list[Predic
 
 
 def fixture(directory: Path, src: dict[str, Path]) -> None:
-    from eval.tasks.fixtures import place, write_jsonl
+    from eval.tasks.fixtures import place
+    from tools.files import atomic_write_jsonl
 
     place(src["a"], directory / "a.mp4")
-    write_jsonl(directory / META_FILE, [
+    atomic_write_jsonl(directory / META_FILE, [
         {"key": "a", "type": "cartoon", "qa": [
             {"uid": "101", "question": "What colour is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow", "answer": "A",
              "question_type": ["entity recognition"], "time_reference": "00:02-00:05"},

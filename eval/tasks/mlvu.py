@@ -7,7 +7,6 @@ accuracy = correct / records; also M-Avg, the mean of the per-task accuracies.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from eval.scoring.common import Metrics, accuracy_groups, failed_count
 from eval.scoring.formats import PredictionFileError, need, reference_prediction
 from eval.scoring.records import Prediction
 from eval.tasks.base import MCQ, BenchmarkError, EvalSample, Task, letters, require, require_file
+from tools.files import read_json
 
 GT_FILE = "test-ground-truth/test_mcq_gt.json"
 VIDEO_DIR = "video"
@@ -33,9 +33,9 @@ def load_mlvu(root: str | Path, check_videos: bool = True) -> list[EvalSample]:
     root = Path(root)
     path = require_file(root / GT_FILE, "MLVU test ground-truth file")
     try:
-        items = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise BenchmarkError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        items = read_json(path)
+    except ValueError as exc:
+        raise BenchmarkError(str(exc)) from None
     if not isinstance(items, list):
         raise BenchmarkError(f"{path}: expected a JSON array of questions")
     samples = []

@@ -13,7 +13,6 @@ the unweighted mean of the three tracks.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +22,7 @@ from eval.scoring.common import Metrics, accuracy_groups, failed_count, mcq_corr
 from eval.scoring.formats import PredictionFileError, need, reference_prediction
 from eval.scoring.records import Prediction
 from eval.tasks.base import MCQ, BenchmarkError, EvalSample, Task, letters, read_parquet_rows, require, require_file
+from tools.files import atomic_write_bytes
 
 TRACKS = ("Perception", "Comprehension", "Adaptation")
 PARQUET = "{track}/test-00000-of-00001.parquet"
@@ -50,12 +50,7 @@ def _image_file(value, where: str, cache_dir: Path) -> str | None:
             data = value["bytes"]
             target = cache_dir / f"{hashlib.sha1(data).hexdigest()}.png"
             if not target.exists():
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
+                atomic_write_bytes(target, data)
             return str(target)
         value = value.get("path")
     if isinstance(value, str) and value:

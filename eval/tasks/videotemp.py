@@ -17,7 +17,7 @@ from eval.scoring.common import Metrics, accuracy_groups, failed_count, groundin
 from eval.scoring.formats import PredictionFileError, need, reference_prediction
 from eval.scoring.records import Prediction
 from eval.tasks.base import GROUNDING, MCQ, BenchmarkError, EvalSample, Task, as_span, read_jsonl, require, require_file
-from reward_fns.segments import iou
+from tools.segments import iou
 
 DATA_FILE = "data.jsonl"
 DIRECTORY = "videotemp_bench"
@@ -196,11 +196,12 @@ def _read_reference(data: Any, path: Path, meta_path: Path | None, grounding: bo
 
 
 def fixture(directory: Path, src: dict[str, Path]) -> None:
-    from eval.tasks.fixtures import COLOUR_QUESTION, place, write_jsonl
+    from eval.tasks.fixtures import COLOUR_QUESTION, place
+    from tools.files import atomic_write_jsonl
 
     for key in src:
         place(src[key], directory / "videos" / f"{key}.mp4")
-    write_jsonl(directory / DATA_FILE, [
+    atomic_write_jsonl(directory / DATA_FILE, [
         {"id": "vt0", "videos": ["videos/a.mp4"], "question": COLOUR_QUESTION, "answer": "A", "duration": 8.0, "timestamp": [2.0, 5.0]},
         {"id": "vt1", "videos": ["videos/b.mp4"], "question": COLOUR_QUESTION, "answer": "B", "duration": 8.0, "timestamp": [4.0, 7.0]},
         {"id": "vt2", "videos": ["videos/a.mp4"], "question": "When does the square appear? A. early B. late", "answer": "A",

@@ -391,7 +391,8 @@ class VideoTempAgentLoop(AgentLoopBase):
     # ---------------------------------------------------------------- helpers
 
     def _decode_prompt(self, traj: Trajectory):
-        from tools.video_io import sample_video, shared_frame_cache
+        from tools.frame_cache import shared_frame_cache
+        from tools.video_io import sample_video
 
         b = traj.budget
         return sample_video(
@@ -407,7 +408,7 @@ class VideoTempAgentLoop(AgentLoopBase):
 
     async def _cut_clips(self, traj: Trajectory, call: protocol.ToolCall):
         from tools.video_clip import ClipSettings
-        from tools.video_io import shared_frame_cache
+        from tools.frame_cache import shared_frame_cache
 
         settings = ClipSettings(
             fps=self.clip_fps,
