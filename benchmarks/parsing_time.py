@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tools.cli import ArgumentParser
 from reward_fns.videotemp import compute_score
 
 UNITS = ("<tool_call>", "<think>", "</think>", "<answer>", "\nuser\n", "<tool_call></think>")
@@ -28,7 +29,7 @@ def seconds(text: str, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=24_832, help="repetitions of the unit (default: 24,832)")
     args = parser.parse_args()
     print(f"{'unit':<22} {'n':>8} {'t(n) ms':>9} {'t(2n) ms':>9} {'ratio':>6} {'1 MB ms':>8}")

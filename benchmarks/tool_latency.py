@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tools.cli import ArgumentParser
+
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -195,7 +197,7 @@ def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Clip-tool latency vs the reference method and ffmpeg's decode floor.")
+    parser = ArgumentParser(description="Clip-tool latency vs the reference method and ffmpeg's decode floor.")
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the clip benchmark video (default 30)")
     parser.add_argument("--prompt-minutes", type=float, default=10.0,
                         help="length of the whole-prompt benchmark video (default 10)")

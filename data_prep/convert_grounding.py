@@ -25,12 +25,6 @@ among the options, ...). The file is written atomically.
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import csv
 import json
@@ -40,6 +34,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+from tools.cli import ArgumentParser
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 OUTPUT = "annotations.jsonl"
@@ -385,7 +381,7 @@ def print_summary(name: str, summary: Summary, target: Path | None, out=None) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Convert the official annotation files of Charades-STA, ActivityNet-MR (Captions), NExT-GQA and "
                     "ReXTime into OUT/annotations.jsonl, the layout eval/run.py reads for these benchmarks.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1],

@@ -11,12 +11,6 @@ CLI (look at what the tool returns for one range)::
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import asyncio
 import json
@@ -31,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from uuid import uuid4
 
+from tools.cli import ArgumentParser  # light: standard library only
 from tools.protocol import (  # light: no torch, no verl
     CLIP_FPS,
     CLIP_MAX_FRAMES,
@@ -55,7 +50,7 @@ from tools.protocol import (  # light: no torch, no verl
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments (defined before the heavy imports so that ``--help`` answers at once)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=f"Run the {TOOL_NAME} tool on one time range of a video and show what the model would see.")
     parser.add_argument("video", help="path of the source video")
     parser.add_argument("--start", type=float, required=True, help="clip start in seconds of the video")

@@ -16,6 +16,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from tools.cli import ArgumentParser
 from eval.tasks.base import GROUNDED_QA, GROUNDING, MCQ, BenchmarkError, EvalSample, Task, check_unique_ids
 
 _NOT_BENCHMARKS = {"base", "annotations", "fixtures"}
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m eval.tasks --list``: the benchmark names, one per line (``run_all.sh``'s default list)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="List the benchmarks (one module of eval/tasks/ each).")
+    parser = ArgumentParser(description="List the benchmarks (one module of eval/tasks/ each).")
     parser.add_argument("--list", action="store_true", help="print the names, one per line")
     parser.add_argument("--describe", action="store_true", help="print name, directory, kind, aliases")
     args = parser.parse_args(argv)
