@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.cli import ArgumentParser
+from tools.cli import ArgumentParser, quiet_verl_warnings
 
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: --mem-fraction of MemAvailable)")
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = parser.parse_args(argv)
+    quiet_verl_warnings()  # the verl variant (and its subprocesses) import verl
 
     seconds, width, height = (90, 640, 360) if args.quick else (600, 1280, 720)
     video = args.video or Path("outputs/bench") / f"synthetic_{seconds}s_{width}x{height}.mp4"

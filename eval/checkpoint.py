@@ -208,7 +208,7 @@ def resolve_model(model: str | os.PathLike, cache_dir: Path | None = None) -> st
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m eval.checkpoint CKPT``: print the HF model directory for a checkpoint (merging once)."""
-    from tools.cli import ArgumentParser
+    from tools.cli import ArgumentParser, quiet_verl_warnings
 
     parser = ArgumentParser(description="Print a loadable HF model path for a HF dir, hub id or verl checkpoint "
                                      "(FSDP shards are merged once into a cache directory).")
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         "global_step_N/ or its actor/")
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"where merged models go (default {default_cache_dir()})")
     args = parser.parse_args(argv)
+    quiet_verl_warnings()  # a checkpoint merge imports verl
     try:
         print(resolve_model(args.model, cache_dir=args.cache_dir))
     except CheckpointError as exc:

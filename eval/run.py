@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools.cli import ArgumentParser
+from tools.cli import ArgumentParser, quiet_verl_warnings
 from eval.engines import ENGINES, EvalSettings, make_engine, prompt_version
 from eval.predictions import (
     CorruptPredictions,
@@ -273,6 +273,7 @@ async def run(args: argparse.Namespace) -> dict[str, str]:
                     status[plan.name] = "ok"
                     continue
                 if engine is None:
+                    print(f"[run] starting the {args.engine} engine with {args.model}", flush=True)
                     engine = make_engine(plan.settings, Path(args.output_dir))
                     await engine.start()
                 batch_size = args.batch_size or engine.default_batch_size
@@ -296,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_verl_warnings()  # before any engine imports verl
     from eval.checkpoint import CheckpointError
 
     try:

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     _CLI_ARGS = build_parser().parse_args()  # --help and argument errors exit here, before torch and verl load
+    from tools.cli import quiet_verl_warnings
+
+    quiet_verl_warnings()
 
 from verl.tools.base_tool import BaseTool  # noqa: E402
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse  # noqa: E402
