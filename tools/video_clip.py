@@ -89,7 +89,7 @@ from tools.video_io import (  # noqa: E402
 
 @dataclass
 class ClipSettings:
-    """How clips are sampled (PROTOCOL.md defaults; pixel budget = the main video's)."""
+    """How clips are sampled (docs/protocol.md defaults; pixel budget = the main video's)."""
 
     fps: float = CLIP_FPS
     min_frames: int = CLIP_MIN_FRAMES

@@ -9,7 +9,7 @@ Sampling rules
   without the frame cap. An uncapped prompt video at 2 fps *is* ``G``; a clip takes the grid points
   inside its range. Decoded frames are cached by ``(path, source index, H, W)`` in a
   :class:`FrameCache`, so clips that overlap the prompt video or each other decode nothing new.
-* Clip frame count (PROTOCOL.md): ``fps`` over the clip clamped to ``[min_frames, max_frames]``,
+* Clip frame count (docs/protocol.md): ``fps`` over the clip clamped to ``[min_frames, max_frames]``,
   rounded down to even, never more than the source frames in the range (if fewer than 2 exist the
   frame is repeated to 2).
 
