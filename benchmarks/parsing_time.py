@@ -1,6 +1,6 @@
 """Time of one reward call on degenerate responses at two sizes: linear parsing gives a ratio near 2.
 
-    PYTHONPATH=. python benchmarks/parsing_time.py [--size 24832]
+    python benchmarks/parsing_time.py [--size 24832]
 
 For each repeated unit (``<tool_call>`` is one token, so 24,832 of them is a maximal-length response of
 the GRPO recipe) it prints the seconds of ``reward_fns.videotemp.compute_score`` at ``size`` and
