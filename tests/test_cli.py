@@ -98,6 +98,16 @@ def test_pythonwarnings_entries_silence_a_child_process():
     assert "Invalid -W option" not in done.stderr
 
 
+def test_pythonwarnings_for_launch_scripts_keeps_the_user_filters():
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONWARNINGS": "error::FutureWarning"}
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "pythonwarnings"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    entries = done.stdout.strip().split(",")
+    assert entries[0] == "error::FutureWarning"
+    assert entries[1:] == [f"ignore:{n} engine is not available:UserWarning:verl.workers.engine" for n in VERL_OPTIONAL_ENGINES]
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_help_by_path_is_dashed_and_loads_neither_torch_nor_verl(script):
     # The path form finds the project's packages through the installed (editable) project; PYTHONPATH stands

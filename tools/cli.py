@@ -70,6 +70,12 @@ def _verl_warning_entries() -> list[str]:
     return [f"ignore:{name} engine is not available:UserWarning:{_VERL_ENGINE_MODULE}" for name in VERL_OPTIONAL_ENGINES]
 
 
+def quiet_pythonwarnings(current: str = "") -> str:
+    """``current`` (a ``PYTHONWARNINGS`` value) with the filter of verl's engine warnings appended once."""
+    entries = [e for e in current.split(",") if e]
+    return ",".join(entries + [e for e in _verl_warning_entries() if e not in entries])
+
+
 def quiet_verl_warnings(environ: MutableMapping[str, str] | None = os.environ) -> None:
     """Hide the "<engine> engine is not available" UserWarnings verl prints when it is imported.
 
@@ -82,5 +88,23 @@ def quiet_verl_warnings(environ: MutableMapping[str, str] | None = os.environ) -
                                 module=_VERL_ENGINE_MODULE.replace(".", r"\."))
     if environ is None:
         return
-    current = [e for e in environ.get("PYTHONWARNINGS", "").split(",") if e]
-    environ["PYTHONWARNINGS"] = ",".join(current + [e for e in _verl_warning_entries() if e not in current])
+    environ["PYTHONWARNINGS"] = quiet_pythonwarnings(environ.get("PYTHONWARNINGS", ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tools.cli pythonwarnings``: print ``$PYTHONWARNINGS`` with the verl filter added, for launch
+    scripts of programs that are not ours (``export PYTHONWARNINGS=$(python -m tools.cli pythonwarnings)``
+    before ``python -m verl.trainer.main_ppo``; Ray workers and torchrun ranks inherit it)."""
+    parser = ArgumentParser(
+        prog="python -m tools.cli",
+        description="Print $PYTHONWARNINGS with the filter of verl's optional-engine import warnings added, for "
+        "launch scripts of programs that are not ours: export PYTHONWARNINGS=$(python -m tools.cli pythonwarnings) "
+        "before python -m verl.trainer.main_ppo; Ray workers and torchrun ranks inherit it.")
+    parser.add_argument("what", choices=["pythonwarnings"], help="the value to print")
+    parser.parse_args(argv)
+    print(quiet_pythonwarnings(os.environ.get("PYTHONWARNINGS", "")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
