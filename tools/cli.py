@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import warnings
 from typing import Iterable, MutableMapping, Sequence
 
@@ -59,8 +60,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None):
         if args is None:
-            import sys
-
             args = sys.argv[1:]
         return super().parse_known_args(dashed_argv(args, _long_options(self)), namespace)
 
