@@ -40,8 +40,9 @@ import sys
 import time
 from pathlib import Path
 
+from tools.cli import ArgumentParser, quiet_verl_warnings
+
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PIXELS = 50_176
 MAX_FRAMES = 512
@@ -199,7 +200,7 @@ def decode_floor(video: str, start: float, end: float, width: int, height: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=None,
                         help="input video; default: a generated synthetic video under outputs/bench/")
     parser.add_argument("--quick", action="store_true", help="90-second 640x360 video and 4 rollouts (a smoke run)")
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: --mem-fraction of MemAvailable)")
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = parser.parse_args(argv)
+    quiet_verl_warnings()  # the verl variant (and its subprocesses) import verl
 
     seconds, width, height = (90, 640, 360) if args.quick else (600, 1280, 720)
     video = args.video or Path("outputs/bench") / f"synthetic_{seconds}s_{width}x{height}.mp4"

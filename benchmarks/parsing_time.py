@@ -1,6 +1,6 @@
 """Time of one reward call on degenerate responses at two sizes: linear parsing gives a ratio near 2.
 
-    PYTHONPATH=. python benchmarks/parsing_time.py [--size 24832]
+    python benchmarks/parsing_time.py [--size 24832]
 
 For each repeated unit (``<tool_call>`` is one token, so 24,832 of them is a maximal-length response of
 the GRPO recipe) it prints the seconds of ``reward_fns.videotemp.compute_score`` at ``size`` and
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tools.cli import ArgumentParser
 from reward_fns.videotemp import compute_score
 
 UNITS = ("<tool_call>", "<think>", "</think>", "<answer>", "\nuser\n", "<tool_call></think>")
@@ -28,7 +29,7 @@ def seconds(text: str, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=24_832, help="repetitions of the unit (default: 24,832)")
     args = parser.parse_args()
     print(f"{'unit':<22} {'n':>8} {'t(n) ms':>9} {'t(2n) ms':>9} {'ratio':>6} {'1 MB ms':>8}")

@@ -15,8 +15,8 @@ Then the whole-prompt decode (512 frames at 50,176 px) of a 10-minute 720p video
 baseline after imports), and ffmpeg's decode floor for the same frames; ``--prompt-repeats`` runs
 of each, interleaved, reported as medians (the CPU may be shared).
 
-    python -m benchmarks.tool_latency            # full run (generates the videos once, minutes)
-    python -m benchmarks.tool_latency --quick    # small smoke run
+    python benchmarks/tool_latency.py            # full run (generates the videos once, minutes)
+    python benchmarks/tool_latency.py --quick    # small smoke run
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tools.cli import ArgumentParser
 
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -177,7 +179,7 @@ def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
     n = 0
     for _ in range(repeats):
         for kind in runs:
-            out = subprocess.run([sys.executable, "-m", "benchmarks.tool_latency", "--worker", kind, str(path),
+            out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(path),
                                   "--prompt-frames", str(max_frames)], check=True, capture_output=True, text=True)
             runs[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
         n = runs["ours"][-1]["shape"][0]
@@ -197,7 +199,7 @@ def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Clip-tool latency vs the reference method and ffmpeg's decode floor.")
+    parser = ArgumentParser(description="Clip-tool latency vs the reference method and ffmpeg's decode floor.")
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the clip benchmark video (default 30)")
     parser.add_argument("--prompt-minutes", type=float, default=10.0,
                         help="length of the whole-prompt benchmark video (default 10)")

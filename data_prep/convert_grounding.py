@@ -25,12 +25,6 @@ among the options, ...). The file is written atomically.
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import csv
 import json
@@ -43,6 +37,8 @@ from typing import Any, Callable, Iterable
 
 from tools.files import JsonlLineError, atomic_write_jsonl, read_json, read_jsonl
 from tools.segments import parse_segment
+
+from tools.cli import ArgumentParser
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 OUTPUT = "annotations.jsonl"
@@ -377,7 +373,7 @@ def print_summary(name: str, summary: Summary, target: Path | None, out=None) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Convert the official annotation files of Charades-STA, ActivityNet-MR (Captions), NExT-GQA and "
                     "ReXTime into OUT/annotations.jsonl, the layout eval/run.py reads for these benchmarks.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1],

@@ -25,12 +25,6 @@ network: for offline machines and for tests. Renamed repositories are found unde
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import hashlib
 import importlib
@@ -45,6 +39,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
+from tools.cli import ArgumentParser
 from data_prep.archives import Archive, ArchiveError, find_archives, unpack
 from data_prep.release_layout import training_media
 from tools.files import atomic_write_jsonl, atomic_write_text, read_jsonl
@@ -542,7 +537,7 @@ def _print_videos(name: str, check: VideoCheck, allow: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Datasets:\n" + _listing() + "\n\nExit status: 0 when every dataset is complete, 1 when a dataset "

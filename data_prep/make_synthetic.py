@@ -19,13 +19,6 @@ Tiny by default (64x48, 10-30 s, 4-8 fps) so CPU tests and demos stay quick.
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import argparse
 import json
 import random
 import sys
@@ -33,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tools.cli import ArgumentParser
 from data_prep.synthetic_video import COLORS, Event, render_frame, write_index_video
 from tools.files import atomic_write_jsonl, atomic_write_text
 from tools.protocol import (
@@ -261,7 +255,7 @@ def make_synthetic(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Write a small synthetic VideoTemp-o3 dataset: videos with coloured-square events and matching "
                     "RL (rl/qa.jsonl, rl/grounding.jsonl) and SFT (sft/wo_tool_call, sft/wi_tool_call) jsonl in "
                     "the reference format, paths relative to OUT_DIR.",

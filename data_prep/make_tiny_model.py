@@ -26,17 +26,14 @@ Everything is seeded: the same ``seed`` gives byte-identical tokenizer files and
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Literal
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tools import protocol  # noqa: E402
+from tools.cli import ArgumentParser
+from tools import protocol
 
 Family = Literal["qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl")
@@ -353,7 +350,7 @@ def build_tiny_model(out_dir: str | os.PathLike, family: Family = "qwen2_5_vl", 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Build a tiny random-weight Qwen-VL model directory (offline) for CPU tests and demos."
     )
     parser.add_argument("out_dir", help="directory to write (replaced if it exists)")

@@ -27,12 +27,6 @@ clip tool's ``tools_kwargs``).
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import hashlib
 import os
@@ -42,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from tools.cli import ArgumentParser
 from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
     DURATION_TOLERANCE_S,
@@ -314,7 +309,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Convert VideoTemp-o3 RL jsonl (reference or plain schema) into verl parquet for RLHFDataset "
                     "and the videotemp_agent loop. Writes OUT/train.parquet, OUT/val.parquet (with --val-fraction) "
                     "and OUT/rejects.jsonl (file, line, reason of every rejected row).",

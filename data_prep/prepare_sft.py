@@ -25,12 +25,6 @@ min_pixels, max_pixels, video_start, video_end; ranges in seconds of ``video``, 
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import hashlib
 import json
@@ -41,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tools.cli import ArgumentParser
 from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
     DURATION_TOLERANCE_S,
@@ -332,7 +327,7 @@ def convert(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Convert VideoTemp-o3 SFT jsonl (reference format: messages with <video>/<image> placeholders, "
                     "videos, images) into parquet for verl's SFT trainer with the recipe's dataset class. Writes "
                     "OUT/train.parquet, OUT/val.parquet (with --val-fraction) and OUT/rejects.jsonl.",

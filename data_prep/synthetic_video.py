@@ -15,12 +15,6 @@ second.
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import os
 from dataclasses import dataclass
@@ -30,6 +24,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from tools.cli import ArgumentParser
 from tools.files import atomic_write, remove_stale_temps
 
 CODE_ROWS = 2
@@ -271,7 +266,7 @@ def _parse_event(text: str) -> Event:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write a synthetic video whose frames encode their own index.")
+    parser = ArgumentParser(description="Write a synthetic video whose frames encode their own index.")
     parser.add_argument("output", help="output video path (.mp4, .mkv, .avi)")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration in seconds (default 5)")
     parser.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")

@@ -2,7 +2,7 @@
 
 Accepted:
 - a Hugging Face model directory (``config.json`` + weights) or a hub id (``Kwai-Keye/VideoTemp-o3``). A hub id
-  is looked up (:func:`resolve_hub_model`) in a local mirror (``--model_mirror`` / ``VIDEOTEMP_MODEL_MIRROR``:
+  is looked up (:func:`resolve_hub_model`) in a local mirror (``--model-mirror`` / ``VIDEOTEMP_MODEL_MIRROR``:
   ``<mirror>/<org>/<name>``), then in the Hugging Face cache (``models--<org>--<name>/snapshots/<commit>``),
   else downloaded (unless ``HF_HUB_OFFLINE=1``); the commit is recorded as the run's ``model_revision``;
 - a verl training checkpoint: the trainer's ``default_local_dir`` (``latest_checkpointed_iteration.txt`` +
@@ -208,14 +208,15 @@ def resolve_model(model: str | os.PathLike, cache_dir: Path | None = None) -> st
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m eval.checkpoint CKPT``: print the HF model directory for a checkpoint (merging once)."""
-    import argparse
+    from tools.cli import ArgumentParser, quiet_verl_warnings
 
-    parser = argparse.ArgumentParser(description="Print a loadable HF model path for a HF dir, hub id or verl checkpoint "
+    parser = ArgumentParser(description="Print a loadable HF model path for a HF dir, hub id or verl checkpoint "
                                      "(FSDP shards are merged once into a cache directory).")
     parser.add_argument("model", help="HF model dir or hub id, or a verl checkpoint: trainer.default_local_dir, "
                         "global_step_N/ or its actor/")
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"where merged models go (default {default_cache_dir()})")
     args = parser.parse_args(argv)
+    quiet_verl_warnings()  # a checkpoint merge imports verl
     try:
         print(resolve_model(args.model, cache_dir=args.cache_dir))
     except CheckpointError as exc:

@@ -229,6 +229,7 @@ class ScriptedEngine(LocalEngine):
 _WORKER_ENV = (
     "FORCE_QWENVL_VIDEO_READER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONPATH",
     "VERL_USE_EXTERNAL_MODULES", "VERL_PLATFORM", "VERL_ENGINE_DEVICE", "VLLM_CPU_KVCACHE_SPACE",
+    "PYTHONWARNINGS",  # tools.cli.quiet_verl_warnings: the filter of verl's optional-engine warnings
 )
 
 

@@ -1,29 +1,26 @@
 """Merge the shard prediction files of a benchmark into ``<output_dir>/<benchmark>.jsonl`` (+ settings).
 
-    python eval/merge.py videomme --output_dir runs/eval
+    python eval/merge.py videomme --output-dir runs/eval
 
 Refuses (exit status 1, one line saying why) while a shard is missing or incomplete, when the shards'
 settings differ (model, frames, pixels, sampling, prompt version, ...), or when an id is in two shards.
-The merge is then scored like any prediction file: ``python eval/score.py videomme --input_file runs/eval/videomme.jsonl``.
+The merge is then scored like any prediction file: ``python eval/score.py videomme --input-file runs/eval/videomme.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eval.predictions import CorruptPredictions, merge_shards  # noqa: E402
-from eval.tasks import BenchmarkError, get_task  # noqa: E402
+from tools.cli import ArgumentParser
+from eval.predictions import CorruptPredictions, merge_shards
+from eval.tasks import BenchmarkError, get_task
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmark", help="benchmark whose <benchmark>.shard-i-of-n.jsonl files to merge")
-    p.add_argument("--output_dir", default="runs/eval", help="the run's output directory (default: runs/eval)")
+    p.add_argument("--output-dir", default="runs/eval", help="the run's output directory (default: runs/eval)")
     args = p.parse_args(argv)
     try:
         target = merge_shards(args.output_dir, get_task(args.benchmark).name)

@@ -132,7 +132,7 @@ def done_ids(path: Path, records: list[dict], lines: list[int] | None = None) ->
         if sid in seen:
             raise CorruptPredictions(
                 f"{path}:{line}: sample id {sid!r} already written at line {seen[sid]} (two runs wrote this file?); "
-                "remove the repeated lines or use another --output_dir"
+                "remove the repeated lines or use another --output-dir"
             )
         seen[sid] = line
     return set(seen)
@@ -160,7 +160,7 @@ def check_settings(path: Path, settings: dict[str, Any], force: bool) -> None:
     diffs = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in RESUME_KEYS if k in old and old.get(k) != settings.get(k)]
     if diffs:
         raise SettingsMismatch(
-            f"{path} was written with other settings ({'; '.join(diffs)}); use another --output_dir, or --force to append anyway"
+            f"{path} was written with other settings ({'; '.join(diffs)}); use another --output-dir, or --force to append anyway"
         )
 
 
@@ -175,7 +175,7 @@ class PredictionWriter:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._fh.close()
-            raise PredictionFileLocked(f"{path} is being written by another eval run; wait for it or use another --output_dir") from None
+            raise PredictionFileLocked(f"{path} is being written by another eval run; wait for it or use another --output-dir") from None
 
     def append(self, record: dict) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,13 +1,13 @@
 """Run benchmarks through the VideoTemp-o3 agent loop and append predictions (resumable), all on one engine start.
 
-    python eval/run.py videomme mlvu --data_root data --model Kwai-Keye/VideoTemp-o3 --output_dir runs/eval
+    python eval/run.py videomme mlvu --data-root data --model Kwai-Keye/VideoTemp-o3 --output-dir runs/eval
 
 Writes ``<output_dir>/<benchmark>.jsonl`` (one complete line per finished sample) and
 ``<output_dir>/<benchmark>.settings.json`` per benchmark. Re-running skips the ids already written; a
 settings change is refused unless ``--force``. A benchmark whose data is missing or malformed is reported
 and skipped while the others run; a sample whose video cannot be read is written as a failed sample (with
 its reason) and scored as unanswered. Exit status: 0 when every benchmark ran, 3 when some failed (the
-last line names them), 2 on a usage error. Score with ``python eval/score.py <benchmark> --input_file ...``.
+last line names them), 2 on a usage error. Score with ``python eval/score.py <benchmark> --input-file ...``.
 Defaults are the reference's eval settings (256 frames of 200,704 pixels at 2 fps, temperature 0.1, 4096
 new tokens per turn, 3 turns).
 """
@@ -22,11 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-if __package__ in (None, ""):  # `python eval/run.py` from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eval.engines import ENGINES, EvalSettings, make_engine, prompt_version  # noqa: E402
-from eval.predictions import (  # noqa: E402
+from tools.cli import ArgumentParser, quiet_verl_warnings
+from eval.engines import ENGINES, EvalSettings, make_engine, prompt_version
+from eval.predictions import (
     CorruptPredictions,
     PredictionFileLocked,
     PredictionWriter,
@@ -39,8 +37,8 @@ from eval.predictions import (  # noqa: E402
     settings_path,
     write_json_atomic,
 )
-from eval.scoring.extract import reference_response  # noqa: E402
-from eval.tasks import BenchmarkError, EvalSample, all_tasks, benchmark_dir, get_task, load_benchmark, task_names  # noqa: E402
+from eval.scoring.extract import reference_response
+from eval.tasks import BenchmarkError, EvalSample, all_tasks, benchmark_dir, get_task, load_benchmark, task_names
 
 DEFAULTS = EvalSettings()
 EXIT_SOME_FAILED = 3
@@ -97,48 +95,48 @@ def make_record(sample: EvalSample, traj: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmarks", nargs="+", metavar="benchmark",
                    help=f"benchmark(s) to run, on one engine start: {', '.join(task_names(with_aliases=True))}, or 'all'")
-    p.add_argument("--data_dir", help="the benchmark's directory (its public layout; one benchmark only); default: <data_root>/<benchmark dir>")
-    p.add_argument("--data_root", default="data", help="root holding every benchmark's directory (default: data)")
+    p.add_argument("--data-dir", help="the benchmark's directory (its public layout; one benchmark only); default: <data_root>/<benchmark dir>")
+    p.add_argument("--data-root", default="data", help="root holding every benchmark's directory (default: data)")
     p.add_argument("--model", required=True, help="HF model directory, hub id (e.g. Kwai-Keye/VideoTemp-o3), or a verl training "
                    "checkpoint (merged once into a cached HF directory)")
-    p.add_argument("--model_revision", help="hub id: the revision (branch, tag or commit) to use (default: main)")
-    p.add_argument("--model_mirror", default=os.environ.get("VIDEOTEMP_MODEL_MIRROR"),
+    p.add_argument("--model-revision", help="hub id: the revision (branch, tag or commit) to use (default: main)")
+    p.add_argument("--model-mirror", default=os.environ.get("VIDEOTEMP_MODEL_MIRROR"),
                    help="hub id: a local mirror directory holding <org>/<name> or a hub-cache layout (env VIDEOTEMP_MODEL_MIRROR)")
-    p.add_argument("--output_dir", default="runs/eval", help="where <benchmark>.jsonl and its settings file go")
+    p.add_argument("--output-dir", default="runs/eval", help="where <benchmark>.jsonl and its settings file go")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULTS.engine,
                    help="verl: vLLM replicas on Ray (GPU); transformers: a local HF model (CPU/1 GPU); scripted: scripted turns")
-    p.add_argument("--max_frames", type=int, default=DEFAULTS.max_frames, help="frames of the main video (default %(default)s)")
-    p.add_argument("--max_pixels", type=int, default=DEFAULTS.max_pixels, help="max pixels per frame (default %(default)s)")
-    p.add_argument("--min_pixels", type=int, default=DEFAULTS.min_pixels, help="min pixels per frame (default %(default)s)")
+    p.add_argument("--max-frames", type=int, default=DEFAULTS.max_frames, help="frames of the main video (default %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels, help="max pixels per frame (default %(default)s)")
+    p.add_argument("--min-pixels", type=int, default=DEFAULTS.min_pixels, help="min pixels per frame (default %(default)s)")
     p.add_argument("--fps", type=float, default=DEFAULTS.fps, help="sampling rate of the main video (default %(default)s)")
     p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="sampling temperature (default %(default)s)")
-    p.add_argument("--top_p", type=float, default=DEFAULTS.top_p, help="nucleus sampling (default %(default)s)")
-    p.add_argument("--max_new_tokens", type=int, default=DEFAULTS.max_new_tokens, help="new tokens per assistant turn (default %(default)s)")
-    p.add_argument("--max_turns", type=int, default=DEFAULTS.max_turns, help="assistant turns per sample (default %(default)s)")
-    p.add_argument("--clip_caption", action="store_true", help="tell the model each clip's absolute range in text (off in the reference)")
+    p.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="nucleus sampling (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens, help="new tokens per assistant turn (default %(default)s)")
+    p.add_argument("--max-turns", type=int, default=DEFAULTS.max_turns, help="assistant turns per sample (default %(default)s)")
+    p.add_argument("--clip-caption", action="store_true", help="tell the model each clip's absolute range in text (off in the reference)")
     image = p.add_mutually_exclusive_group()
-    image.add_argument("--with_image", dest="with_image", action="store_true", default=DEFAULTS.with_image,
+    image.add_argument("--with-image", dest="with_image", action="store_true", default=DEFAULTS.with_image,
                        help="show a sample's image after the video (Video-MMMU Adaptation; the reference behaviour, on by default)")
-    image.add_argument("--no_image", dest="with_image", action="store_false",
+    image.add_argument("--no-image", dest="with_image", action="store_false",
                        help="leave the Video-MMMU Adaptation image out of the prompt (recorded as with_image=false)")
-    p.add_argument("--prompt_length", type=int, default=DEFAULTS.prompt_length, help="token budget of the prompt (default %(default)s)")
-    p.add_argument("--response_length", type=int, default=DEFAULTS.response_length,
+    p.add_argument("--prompt-length", type=int, default=DEFAULTS.prompt_length, help="token budget of the prompt (default %(default)s)")
+    p.add_argument("--response-length", type=int, default=DEFAULTS.response_length,
                    help="token budget of all turns incl. clips (default %(default)s)")
-    p.add_argument("--max_model_len", type=int, default=DEFAULTS.max_model_len, help="context length (default %(default)s)")
-    p.add_argument("--batch_size", type=int, default=0, help="samples per engine call; a kill loses at most one batch (default: engine's)")
-    p.add_argument("--tensor_parallel", type=int, default=DEFAULTS.tensor_parallel, help="verl engine: GPUs per vLLM replica")
-    p.add_argument("--n_gpus_per_node", type=int, default=DEFAULTS.n_gpus_per_node, help="verl engine: GPUs per node")
+    p.add_argument("--max-model-len", type=int, default=DEFAULTS.max_model_len, help="context length (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=0, help="samples per engine call; a kill loses at most one batch (default: engine's)")
+    p.add_argument("--tensor-parallel", type=int, default=DEFAULTS.tensor_parallel, help="verl engine: GPUs per vLLM replica")
+    p.add_argument("--n-gpus-per-node", type=int, default=DEFAULTS.n_gpus_per_node, help="verl engine: GPUs per node")
     p.add_argument("--nnodes", type=int, default=DEFAULTS.nnodes, help="verl engine: nodes of the Ray cluster (RAY_ADDRESS)")
-    p.add_argument("--gpu_memory_utilization", type=float, default=DEFAULTS.gpu_memory_utilization, help="verl engine: vLLM memory share")
+    p.add_argument("--gpu-memory-utilization", type=float, default=DEFAULTS.gpu_memory_utilization, help="verl engine: vLLM memory share")
     p.add_argument("--script", help="scripted engine: JSON {sample id: [turn texts]} ('*' for all others)")
     p.add_argument("--seed", type=int, default=0, help="run seed: each request is seeded from (seed, sample id, turn), every engine")
     p.add_argument("--limit", type=int, help="only the first N samples (of the shard)")
     p.add_argument("--shard", type=parse_shard, help="i/n: run every n-th sample starting at i (own output file)")
     p.add_argument("--force", action="store_true", help="append even if the existing file was written with other settings")
-    p.add_argument("--no_check_videos", action="store_true", help="do not check that every video file exists before starting")
+    p.add_argument("--no-check-videos", action="store_true", help="do not check that every video file exists before starting")
     return p
 
 
@@ -248,7 +246,7 @@ async def run(args: argparse.Namespace) -> dict[str, str]:
 
     names = resolve_benchmarks(args.benchmarks)
     if args.data_dir and len(names) > 1:
-        raise BenchmarkError("--data_dir names one benchmark's directory; with several benchmarks use --data_root")
+        raise BenchmarkError("--data-dir names one benchmark's directory; with several benchmarks use --data-root")
     remove_stale_partials(args.output_dir)
     model_source, revision = str(args.model), args.model_revision
     if args.engine != "scripted":
@@ -275,6 +273,7 @@ async def run(args: argparse.Namespace) -> dict[str, str]:
                     status[plan.name] = "ok"
                     continue
                 if engine is None:
+                    print(f"[run] starting the {args.engine} engine with {args.model}", flush=True)
                     engine = make_engine(plan.settings, Path(args.output_dir))
                     await engine.start()
                 batch_size = args.batch_size or engine.default_batch_size
@@ -298,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_verl_warnings()  # before any engine imports verl
     from eval.checkpoint import CheckpointError
 
     try:

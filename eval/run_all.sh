@@ -44,7 +44,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
   esac
 done
 
-"$PYTHON" eval/run.py "${benchmarks[@]}" --data_root "$DATA_ROOT" --model "$MODEL" --engine "$ENGINE" --output_dir "$OUT_DIR" "$@"
+"$PYTHON" eval/run.py "${benchmarks[@]}" --data-root "$DATA_ROOT" --model "$MODEL" --engine "$ENGINE" --output-dir "$OUT_DIR" "$@"
 run_status=$?
 [[ $run_status -ne 0 && $run_status -ne 3 ]] && exit "$run_status"
 
@@ -55,16 +55,16 @@ for bench in "${benchmarks[@]}"; do
     part="$OUT_DIR/${name}.shard-${shard%/*}-of-${shard#*/}"
     if [[ ! -f "$part.jsonl" ]]; then failed+=("$name"); continue; fi
     echo "=== ${name} (shard ${shard}) ==="
-    "$PYTHON" eval/score.py "$name" --input_file "$part.jsonl" --output_json "$part.metrics.json" || failed+=("$name")
-    if "$PYTHON" eval/merge.py "$name" --output_dir "$OUT_DIR"; then
+    "$PYTHON" eval/score.py "$name" --input-file "$part.jsonl" --output-json "$part.metrics.json" || failed+=("$name")
+    if "$PYTHON" eval/merge.py "$name" --output-dir "$OUT_DIR"; then
       echo "=== ${name} (all shards merged) ==="
-      "$PYTHON" eval/score.py "$name" --input_file "$OUT_DIR/${name}.jsonl" --output_json "$OUT_DIR/${name}.metrics.json" || failed+=("$name")
+      "$PYTHON" eval/score.py "$name" --input-file "$OUT_DIR/${name}.jsonl" --output-json "$OUT_DIR/${name}.metrics.json" || failed+=("$name")
     fi
     continue
   fi
   if [[ ! -f "$OUT_DIR/${name}.jsonl" ]]; then failed+=("$name"); continue; fi
   echo "=== ${name} ==="
-  "$PYTHON" eval/score.py "$name" --input_file "$OUT_DIR/${name}.jsonl" --output_json "$OUT_DIR/${name}.metrics.json" || failed+=("$name")
+  "$PYTHON" eval/score.py "$name" --input-file "$OUT_DIR/${name}.jsonl" --output-json "$OUT_DIR/${name}.metrics.json" || failed+=("$name")
 done
 if [[ ${#failed[@]} -gt 0 || $run_status -ne 0 ]]; then
   echo "run_all: failed: ${failed[*]:-see run.py above}" >&2

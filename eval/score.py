@@ -1,10 +1,10 @@
 """Score a benchmark's predictions: ours (eval/run.py) or the reference release's files (format detected).
 
-    python eval/score.py videomme --input_file runs/eval/videomme.jsonl [--output_json metrics.json]
-    python eval/score.py videotemp-g --input_file eval/videotemp/output/test-g.jsonl     # the reference's names work too
-    python eval/score.py lvbench --input_file answers.json --meta_data_path data/lvbench/video_info.meta.jsonl
+    python eval/score.py videomme --input-file runs/eval/videomme.jsonl [--output-json metrics.json]
+    python eval/score.py videotemp-g --input-file eval/videotemp/output/test-g.jsonl     # the reference's names work too
+    python eval/score.py lvbench --input-file answers.json --meta-data-path data/lvbench/video_info.meta.jsonl
 
-Prints the run's settings and a markdown table; ``--output_json`` writes every figure as a flat JSON
+Prints the run's settings and a markdown table; ``--output-json`` writes every figure as a flat JSON
 object ``{"<benchmark>/<metric>": value}`` (accuracies, IoUs and recalls in percent). Repeated sample ids
 are scored once (the first record) and a note says how many were dropped. A malformed file gives a
 one-line error naming the file and line (exit status 2).
@@ -18,13 +18,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eval.predictions import settings_path, write_json_atomic  # noqa: E402
-from eval.scoring.common import tool_stats  # noqa: E402
-from eval.scoring.formats import PredictionFileError, load_predictions  # noqa: E402
-from eval.tasks import BenchmarkError, get_task, task_names  # noqa: E402
+from tools.cli import ArgumentParser
+from eval.predictions import settings_path, write_json_atomic
+from eval.scoring.common import tool_stats
+from eval.scoring.formats import PredictionFileError, load_predictions
+from eval.tasks import BenchmarkError, get_task, task_names
 
 
 def score_file(benchmark: str, input_file: str | Path, meta_data_path: str | Path | None = None,
@@ -47,20 +45,20 @@ def markdown_table(metrics: dict[str, float]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmark", choices=task_names(with_aliases=True), metavar="benchmark",
                    help=f"which benchmark's rules to apply: {', '.join(task_names(with_aliases=True))}")
-    p.add_argument("--input_file", help="prediction file (default: runs/eval/<benchmark>.jsonl)")
-    p.add_argument("--meta_data_path", help="LVBench: video_info.meta.jsonl for a reference {uid: response} file")
+    p.add_argument("--input-file", help="prediction file (default: runs/eval/<benchmark>.jsonl)")
+    p.add_argument("--meta-data-path", help="LVBench: video_info.meta.jsonl for a reference {uid: response} file")
     p.add_argument("--convention", choices=("reference", "lmms"), default="reference",
                    help="answer extraction: the reference release's rules (default) or lmms-eval style "
                         "(lenient letter search, unparsable counted wrong). Video-MME always reports both.")
-    p.add_argument("--output_json", help="write every figure as a flat JSON object here")
+    p.add_argument("--output-json", help="write every figure as a flat JSON object here")
     # The reference's Video-MME switches: every breakdown (also within each duration) is always computed; accepted
     # so that the reference's command lines run unchanged.
-    for flag in ("--return_categories_accuracy", "--return_sub_categories_accuracy", "--return_task_types_accuracy"):
+    for flag in ("--return-categories-accuracy", "--return-sub-categories-accuracy", "--return-task-types-accuracy"):
         p.add_argument(flag, action="store_true", help="Video-MME: accepted for the reference's command line (always reported)")
-    p.add_argument("--video_duration_type", help="Video-MME: comma-separated durations to show (default: all)")
+    p.add_argument("--video-duration-type", help="Video-MME: comma-separated durations to show (default: all)")
     return p
 
 

@@ -18,12 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from eval.predictions import CorruptPredictions, repair_and_read  # noqa: E402
-from tools.files import atomic_write_text  # noqa: E402
-from eval.scoring.extract import first_answer_span  # noqa: E402
+from eval.predictions import CorruptPredictions, repair_and_read
+from eval.scoring.extract import first_answer_span
+from tools.cli import ArgumentParser
+from tools.files import atomic_write_text
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:20px;background:#fafafa;color:#222}
@@ -120,7 +118,7 @@ def render_report(records: list[dict[str, Any]], title: str, thumbs: int = 6) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("predictions", type=Path, help="prediction JSONL written by eval/run.py")
     p.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
     p.add_argument("--limit", type=int, help="only the first N samples")

@@ -10,10 +10,11 @@ a PNG with one panel per component. Works on any run of the recipe (``TENSORBOAR
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
+
+from tools.cli import ArgumentParser
 
 COMPONENTS = ("score", "acc", "iou", "format", "called_tool", "n_clips")
 
@@ -93,7 +94,7 @@ def plot(curves: dict[str, list[tuple[int, float]]], out: Path, title: str = "")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tb_dir", type=Path, nargs="?", help="TensorBoard directory of the run (TENSORBOARD_DIR of main_ppo)")
     parser.add_argument(
         "--follow", action="store_true", help="read a trainer console on stdin and print one line per step instead"

@@ -1,4 +1,4 @@
-"""Reading answers and tool ranges out of assistant turns (rules of REWARDS.md).
+"""Reading answers and tool ranges out of assistant turns (rules: docs/rewards.md).
 
 Shared by the training reward and evaluation scoring. Turn shapes and tool-call bodies are read with
 ``tools.protocol``; this module only adds the answer-level rules: the final answer,

@@ -1,4 +1,4 @@
-"""VideoTemp-o3 reward for verl: accuracy + penalty-aware IoU + format (REWARDS.md).
+"""VideoTemp-o3 reward for verl: accuracy + penalty-aware IoU + format (docs/rewards.md).
 
 verl calls ``compute_score(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)``
 once per trajectory (``reward.custom_reward_function.path=pkg://reward_fns.videotemp``). The
@@ -64,7 +64,7 @@ _error_logged = False
 class RewardSettings:
     """Weights, thresholds and rule settings of the reward (``reward.custom_reward_function.reward_kwargs``).
 
-    Defaults reproduce the reference's rewards, with the two fixes REWARDS.md names on
+    Defaults reproduce the reference's rewards, with the two fixes of docs/rewards.md on
     (``dash_separator``, no ``grounding_penalty``); the other rule settings are improvements, off.
     """
 
@@ -244,7 +244,7 @@ def format_reward(turns: Sequence[str], settings: RewardSettings) -> float:
 
 
 def score_trajectory(turns: Sequence[str], truth: GroundTruth, settings: RewardSettings) -> dict[str, float]:
-    """All reward components of one trajectory from its assistant turns (pure; see REWARDS.md)."""
+    """All reward components of one trajectory from its assistant turns (pure; see docs/rewards.md)."""
     answer = final_answer(turns)
     is_qa = truth.data_type == "qa"
     acc = accuracy_reward(answer, truth, settings)

@@ -13,9 +13,14 @@ PYTHON = sys.executable
 
 # Budgets that keep the tiny model fast on CPU (64x48 fixture videos).
 SMALL_RUN_ARGS = [
-    "--min_pixels", "3136", "--max_pixels", "12544", "--max_frames", "16",
-    "--prompt_length", "4096", "--response_length", "4096", "--max_model_len", "8192", "--max_new_tokens", "64",
+    "--min-pixels", "3136", "--max-pixels", "12544", "--max-frames", "16",
+    "--prompt-length", "4096", "--response-length", "4096", "--max-model-len", "8192", "--max-new-tokens", "64",
 ]
+
+
+def underscored(args: list[str]) -> list[str]:
+    """``args`` with every flag in its underscore spelling (``--max-frames`` -> ``--max_frames``), still accepted."""
+    return ["--" + a[2:].replace("-", "_") if a.startswith("--") else a for a in args]
 
 TOOL_CALL = '<tool_call>{{"name": "get_video_clip_frame", "arguments": [{{"start_time": {s}, "end_time": {e}}}]}}</tool_call>'
 

@@ -173,7 +173,9 @@ def test_split_is_deterministic_and_probes_are_cached(tmp_path, data, monkeypatc
 
 @pytest.mark.parametrize("script", ["prepare_rl", "prepare_sft", "make_synthetic"])
 def test_help_runs_as_script_and_module(script):
-    env = {**os.environ, "PYTHONPATH": ""}
+    # the path form finds the packages through the installed (editable) project; PYTHONPATH stands in for
+    # installing this checkout (without it the path form would load the installed copy, not this one)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     by_path = subprocess.run([sys.executable, f"data_prep/{script}.py", "--help"], cwd=REPO_ROOT, env=env,
                              capture_output=True, text=True, timeout=120)
     by_module = subprocess.run([sys.executable, "-m", f"data_prep.{script}", "--help"], cwd=REPO_ROOT, env=env,

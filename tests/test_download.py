@@ -272,7 +272,8 @@ def test_cli_lists_real_ids_and_reports_unreachable_hub(tmp_path):
     for repo in ("Kwai-Keye/VideoTemp-o3", "Kwai-Keye/VideoTemp-Bench", "lmms-eval/Video-MME", "MLVU/MLVU_Test",
                  "lmms-eval/VideoMMMU", "zai-org/LVBench + lmms-eval/LVBench"):
         assert repo in listing
-    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    # a bare environment; PYTHONPATH stands in for the project's editable install (the script has no sys.path bootstrap)
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     proc = _cli("videomme", "--root", str(tmp_path), env=env)
     assert proc.returncode == 1
     assert "videomme: FAILED" in proc.stderr and "--mirror DIR" in proc.stderr

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from eval_helpers import (
-    PYTHON, REPO, SMALL_RUN_ARGS, answer_turn, build_fixtures, build_model, env, read_jsonl, tool_turn, write_script,
+    PYTHON, REPO, SMALL_RUN_ARGS, answer_turn, build_fixtures, build_model, env, read_jsonl, tool_turn, underscored,
+    write_script,
 )
 
 SCRIPT = {
@@ -51,7 +52,8 @@ async def run_inproc(ws, benchmark: str, out: Path, *extra: str) -> dict[str, st
 def test_run_all_scripted_scores_equal_hand_computed(workspace):
     out = workspace["root"] / "run_all"
     proc = subprocess.run(
-        ["bash", "eval/run_all.sh", "nextgqa", "--", "--script", str(workspace["script"]), *SMALL_RUN_ARGS],
+        # run.py options after "--" in their underscore spelling: still accepted (the shard test below uses dashes)
+        ["bash", "eval/run_all.sh", "nextgqa", "--", "--script", str(workspace["script"]), *underscored(SMALL_RUN_ARGS)],
         cwd=REPO, capture_output=True, text=True,
         env={**env(), "MODEL": str(workspace["model"]), "DATA_ROOT": str(workspace["data"]), "OUT_DIR": str(out),
              "ENGINE": "scripted", "PYTHON": PYTHON},

@@ -23,7 +23,7 @@ from reward_fns.answer_parsing import extract_numbers, first_letter, iou_turn_ra
 from reward_fns.segments import segment_score
 from reward_fns.videotemp import RewardSettings, compute_score, score_trajectory, GroundTruth
 
-REFERENCE = RewardSettings(dash_separator=False, grounding_penalty=True)  # both REWARDS.md fixes off
+REFERENCE = RewardSettings(dash_separator=False, grounding_penalty=True)  # both fixes of docs/rewards.md off
 
 
 def call(*ranges, **extra) -> str:

@@ -1,4 +1,4 @@
-"""Answer parsing and segment scoring rules of REWARDS.md, with hand-computed values."""
+"""Answer parsing and segment scoring rules of docs/rewards.md, with hand-computed values."""
 
 from __future__ import annotations
 

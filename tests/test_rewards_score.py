@@ -1,4 +1,4 @@
-"""compute_score: every REWARDS.md rule with hand-computed values, both input paths, robustness."""
+"""compute_score: every rule of docs/rewards.md with hand-computed values, both input paths, robustness."""
 
 from __future__ import annotations
 

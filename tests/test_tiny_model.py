@@ -327,7 +327,8 @@ def test_qwen3_vl_processor_expands_video_with_timestamps():
 
 
 def test_cli_help_runs_as_script_from_another_cwd(tmp_path):
-    env = {**os.environ, "PYTHONPATH": ""}
+    # the packages come from the project's editable install; PYTHONPATH stands in for installing this checkout
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     res = subprocess.run(
         [sys.executable, str(REPO / "data_prep" / "make_tiny_model.py"), "--help"],
         cwd=tmp_path,

@@ -29,7 +29,7 @@ AGENT_NAME = "videotemp_agent"
 MAX_ASSISTANT_TURNS = 3
 MAX_CLIPS_PER_CALL = 3
 
-# Clip sampling (PROTOCOL.md): 2 fps, frame count clamped to [4, 64] and made even.
+# Clip sampling (docs/protocol.md): 2 fps, frame count clamped to [4, 64] and made even.
 CLIP_FPS = 2.0
 CLIP_MIN_FRAMES = 4
 CLIP_MAX_FRAMES = 64
@@ -85,7 +85,7 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 # Every parser below scans with ``str.find`` and never backtracks, so it is linear in the text length:
 # the reference's lazy regexes (``<tool_call>(.*?)</tool_call>`` and the format regexes) take quadratic
 # time on a degenerate response such as 24,832 repetitions of ``<tool_call>``; these give the same
-# results (``tests/test_protocol_rules.py`` compares them on random turns).
+# results (``tests/test_reference_rules.py`` compares them on random turns).
 
 
 @dataclass(frozen=True)
@@ -338,7 +338,7 @@ def validate_ranges(
 
 @dataclass(frozen=True)
 class LoopRules:
-    """The loop decisions where the reference's RL scheduler and its eval loop differ (PROTOCOL.md).
+    """The loop decisions where the reference's RL scheduler and its eval loop differ (docs/protocol.md).
 
     ``RL_RULES`` reproduce ``rl/video_crop_plugin.py`` (training), ``EVAL_RULES`` its eval loop
     (``eval/utils.py``); the agent loop takes them by name (``loop_rules: rl | eval``).

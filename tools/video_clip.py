@@ -11,12 +11,6 @@ CLI (look at what the tool returns for one range)::
 
 from __future__ import annotations
 
-if __package__ in (None, ""):  # run as a script: make the project packages importable
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import argparse
 import asyncio
 import json
@@ -31,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from uuid import uuid4
 
+from tools.cli import ArgumentParser  # light: standard library only
 from tools.protocol import (  # light: no torch, no verl
     CLIP_FPS,
     CLIP_MAX_FRAMES,
@@ -57,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments (defined before the heavy imports so that ``--help`` answers at once)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=f"Run the {TOOL_NAME} tool on one time range of a video and show what the model would see.")
     parser.add_argument("video", help="path of the source video")
     parser.add_argument("--start", type=float, required=True, help="clip start in seconds of the video")
@@ -76,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     _CLI_ARGS = build_parser().parse_args()  # --help and argument errors exit here, before torch and verl load
+    from tools.cli import quiet_verl_warnings
+
+    quiet_verl_warnings()
 
 from verl.tools.base_tool import BaseTool  # noqa: E402
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse  # noqa: E402
@@ -88,7 +86,7 @@ from tools.video_types import SampledVideo, VideoError  # noqa: E402
 
 @dataclass
 class ClipSettings:
-    """How clips are sampled (PROTOCOL.md defaults; pixel budget = the main video's)."""
+    """How clips are sampled (docs/protocol.md defaults; pixel budget = the main video's)."""
 
     fps: float = CLIP_FPS
     min_frames: int = CLIP_MIN_FRAMES

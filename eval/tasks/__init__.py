@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from tools.cli import ArgumentParser
 from eval.tasks.base import GROUNDED_QA, GROUNDING, MCQ, BenchmarkError, EvalSample, Task, check_unique_ids
 
 _NOT_BENCHMARKS = {"base", "annotations", "fixtures"}
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m eval.tasks --list``: the benchmark names, one per line (``run_all.sh``'s default list)."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="List the benchmarks (one module of eval/tasks/ each).")
+    parser = ArgumentParser(description="List the benchmarks (one module of eval/tasks/ each).")
     parser.add_argument("--list", action="store_true", help="print the names, one per line")
     parser.add_argument("--describe", action="store_true", help="print name, directory, kind, aliases")
     args = parser.parse_args(argv)

@@ -11,13 +11,13 @@ helpers here.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
 import shutil
 from pathlib import Path
 
+from tools.cli import ArgumentParser
 from data_prep.synthetic_video import Event
 from tools.files import atomic_write_text
 
@@ -81,7 +81,7 @@ def build_fixture_benchmarks(out_dir: str | Path, names: list[str] | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write tiny fixture benchmarks (every public layout) for tests and the CPU quick start.")
+    parser = ArgumentParser(description="Write tiny fixture benchmarks (every public layout) for tests and the CPU quick start.")
     parser.add_argument("out_dir", type=Path, help="data root to write; each benchmark goes to its default directory below it")
     args = parser.parse_args(argv)
     for name, path in build_fixture_benchmarks(args.out_dir).items():

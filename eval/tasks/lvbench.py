@@ -97,7 +97,7 @@ def read_reference(data: Any, path: Path, meta_path: Path | None) -> list[Predic
     if meta_path is None:
         candidate = path.parent / META_FILE
         if not candidate.exists():
-            raise PredictionFileError(f"{path}: an LVBench {{uid: response}} file needs --meta_data_path ({META_FILE})")
+            raise PredictionFileError(f"{path}: an LVBench {{uid: response}} file needs --meta-data-path ({META_FILE})")
         meta_path = candidate
     if not meta_path.is_file():
         raise PredictionFileError(f"LVBench metadata file {meta_path} does not exist")

@@ -5,7 +5,7 @@ Videos are looked up as ``{track}/{id}.mp4``, ``videos/{track}/{id}.mp4``, ``vid
 Adaptation track also shows an image (the parquet ``image`` column, a path or encoded bytes; bytes are
 written once to a content-addressed cache file): as the reference, the question text is split at
 ``<image 1>`` and the image inserted there (``[video, text before, image, text after]``); a question
-without the marker gets the image after the video. ``--no_image`` leaves it out (``with_image`` setting).
+without the marker gets the image after the video. ``--no-image`` leaves it out (``with_image`` setting).
 Scored as the reference: first character of ``response`` in A-N, else "A"; accuracy per track; Avg =
 the unweighted mean of the three tracks.
 """

@@ -1,6 +1,6 @@
 """The VideoTemp-o3 agent loop for verl: think, cut clips out of the video, answer.
 
-One trajectory (PROTOCOL.md)::
+One trajectory (docs/protocol.md)::
 
     system + user(video, [image,] question)
     assistant: <think>..</think><tool_call>{...}</tool_call>   -> user(clip videos..., feedback text)
