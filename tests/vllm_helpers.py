@@ -7,7 +7,7 @@ process: the CPU platform must be selected before ``import verl``)::
     config = server_config(model_dir, [...])      # production GRPO config + "+platform=cpu_grpo"
     servers = await start_servers(config)         # verl's LLMServerManager -> vLLMHttpServer -> AsyncLLM
     client = servers.get_client(client_cls=RecordingClient)
-    client.script = lambda turn, prompt_text: "<think>..</think><tool_call>..</tool_call>" or None
+    client.script = lambda request_id, turn, prompt_text: "<think>..</think><tool_call>..</tool_call>" or None
     rollout = LocalRollout(config, client)        # verl's AgentLoopWorker running VideoTempAgentLoop
 
 ``RecordingClient`` keeps, per request, what the loop sent and what vLLM returned; with
@@ -161,8 +161,8 @@ def recording_client_class():
     from verl.workers.rollout.llm_server import LLMServerClient
 
     class RecordingClient(LLMServerClient):
-        # (turn, first-turn prompt text) -> text to force, or None for a free turn
-        script: Callable[[int, str], str | None] = staticmethod(lambda turn, prompt: None)
+        # (trajectory id, turn, first-turn prompt text) -> text to force, or None for a free turn
+        script: Callable[[str, int, str], str | None] = staticmethod(lambda request_id, turn, prompt: None)
         tokenizer: Any = None
         want_prompt_ids: bool = False
         free_max_tokens: int | None = None  # cap of a free turn (forced turns keep the loop's budget)
@@ -178,7 +178,7 @@ def recording_client_class():
             turn = sum(r.request_id == request_id for r in self.requests)
             if turn == 0 and self.tokenizer is not None:
                 self._first_prompt[request_id] = self.tokenizer.decode(prompt_ids)
-            forced = self.script(turn, self._first_prompt.get(request_id, ""))
+            forced = self.script(request_id, turn, self._first_prompt.get(request_id, ""))
             params = dict(sampling_params)
             if forced is not None:
                 params["structured_outputs"] = StructuredOutputsParams(choice=[forced])

@@ -40,7 +40,7 @@ def _script(tool_call):
         "second": [tool_call((1, 4), (8, 11)), tool_call((5, 9)), None],
     }
 
-    def script(turn: int, prompt: str):
+    def script(request_id: str, turn: int, prompt: str):
         key = "second" if "second" in prompt else "first"
         return turns[key][turn] if turn < len(turns[key]) else None
 
