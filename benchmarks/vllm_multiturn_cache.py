@@ -38,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # vllm_helpers, loop_helpers (test helpers shared with the benchmark)
 
 # server configurations compared: name -> hydra overrides (on top of the production config + CPU overlay)
 CONFIGS: dict[str, list[str]] = {
@@ -85,7 +86,7 @@ async def _group(config_name: str, rollouts: int, arrival: str, work: Path) -> d
     from data_prep.make_tiny_model import build_tiny_model
     from data_prep.synthetic_video import write_index_video
     from recipe.videotemp_o3.local_rollout import LocalRollout, make_row
-    from tests.vllm_helpers import recording_client_class, server_config, shutdown, start_servers
+    from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
 
     model_dir = build_tiny_model(work / "model", "qwen2_5_vl")
     video = write_index_video(work / "video.mp4", num_frames=VIDEO_SECONDS * VIDEO_FPS, fps=VIDEO_FPS, width=128, height=96)
@@ -128,12 +129,11 @@ async def _group(config_name: str, rollouts: int, arrival: str, work: Path) -> d
 
 
 def child(config_name: str, rollouts: int, arrival: str, out: Path) -> None:
-    from tests.vllm_helpers import select_cpu_platform
+    from vllm_helpers import select_cpu_platform
 
     work = Path(tempfile.mkdtemp(prefix="vllm_cache_"))
     probe = work / "encoder.jsonl"
     os.environ["VIDEOTEMP_VLLM_PROBE"] = str(probe)
-    sys.path.insert(0, str(REPO / "tests"))
     select_cpu_platform(extra_modules=["benchmarks.vllm_probe"])
     result = asyncio.run(_group(config_name, rollouts, arrival, work))
     calls = [json.loads(line) for line in probe.read_text().splitlines()] if probe.exists() else []
