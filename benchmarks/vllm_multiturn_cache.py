@@ -153,6 +153,20 @@ def summarize(result: dict, calls: list[dict], rollouts: int) -> dict:
         total = sum(len(r.prompt_ids) for r in rs)
         return sum(r.num_cached_tokens or 0 for r in rs) / total if total else float("nan")
 
+    def reusable(r) -> int:
+        """Longest prefix of ``r``'s prompt that an earlier request computed (its prompt + its output)."""
+        best = 0
+        for e in requests[: requests.index(r)]:
+            seen = e.prompt_ids + e.token_ids
+            n = 0
+            for a, b in zip(r.prompt_ids, seen):
+                if a != b:
+                    break
+                n += 1
+            best = max(best, n)
+        return best
+
+    later_reusable = sum(reusable(r) for r in later)
     items = [item for call in calls for item in call["items"]]
     prompt_hash = calls[0]["items"][0]["hash"] if calls else None
     prompt_items = [i for i in items if i["hash"] == prompt_hash]
@@ -167,6 +181,9 @@ def summarize(result: dict, calls: list[dict], rollouts: int) -> dict:
         "prefix_hit_turn1_rollouts_2_n": rate(first_later),
         "prefix_hit_turns_2_3": rate(later),
         "prefix_hit_all": rate(requests),
+        # cached / what an earlier request had computed (the rest is new: clip tokens, the turn's text)
+        "prefix_hit_of_reusable_turns_2_3": (sum(r.num_cached_tokens or 0 for r in later) / later_reusable
+                                             if later_reusable else float("nan")),
         "vllm_prefix_cache_hits/queries": (c.get("vllm:prefix_cache_hits_total", 0), c.get("vllm:prefix_cache_queries_total", 0)),
         "mm_processor_cache_hits/queries": (c.get("vllm:mm_cache_hits_total", 0), c.get("vllm:mm_cache_queries_total", 0)),
         "prompt_video_encodings": len(prompt_items),

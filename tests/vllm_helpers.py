@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,13 +204,3 @@ def recording_client_class():
             return output
 
     return RecordingClient
-
-
-def kill_own_children() -> None:
-    """Terminate processes this process started that outlived Ray's shutdown (by pid, never by name)."""
-    out = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
-    for pid in out:
-        try:
-            os.kill(int(pid), 15)
-        except (ProcessLookupError, ValueError):
-            pass
