@@ -85,7 +85,7 @@ def _script(tool_call, answer):
 async def _group(config_name: str, rollouts: int, arrival: str, work: Path) -> dict:
     from data_prep.make_tiny_model import build_tiny_model
     from data_prep.synthetic_video import write_index_video
-    from recipe.videotemp_o3.local_rollout import LocalRollout, make_row
+    from eval.harness.local_rollout import LocalRollout, make_row
     from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
 
     model_dir = build_tiny_model(work / "model", "qwen2_5_vl")

@@ -59,8 +59,8 @@ def _full_params(module) -> dict[str, "torch.Tensor"]:  # noqa: F821
 
 async def _loop_batch(config, model_dir, video):
     from loop_helpers import row
-    from recipe.videotemp_o3.local_rollout import LocalRollout
-    from recipe.videotemp_o3.scripted_server import ScriptedServerClient
+    from eval.harness.local_rollout import LocalRollout
+    from eval.harness.scripted_server import ScriptedServerClient
     from verl.utils.tokenizer import hf_tokenizer
 
     client = ScriptedServerClient(hf_tokenizer(str(model_dir)), _script)
@@ -79,7 +79,7 @@ def main(out_path: Path, work: Path) -> None:
 
     import verl.utils.tensordict_utils as tu
     from loop_helpers import index_video, sample_ids, tiny_model
-    from recipe.videotemp_o3.local_rollout import compose_config
+    from eval.harness.local_rollout import compose_config
     from verl.utils.device import get_device_name  # noqa: F401  (platform selected)
     from verl.workers.engine_workers import ActorRolloutRefWorker
     from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding

@@ -58,7 +58,7 @@ def select_cpu_platform(extra_modules: Sequence[str] = ()) -> None:
 
 def server_config(model_dir: str | os.PathLike, overrides: Sequence[str] = ()):
     """The production GRPO config with the CPU overlay, for a standalone server that loads ``model_dir``."""
-    from recipe.videotemp_o3.local_rollout import compose_config
+    from eval.harness.local_rollout import compose_config
 
     return compose_config(
         model_dir,

@@ -88,7 +88,7 @@ async def main(out_path: Path, work: Path) -> None:
     from transformers import AutoModelForImageTextToText
 
     from loop_helpers import index_video, row, sample_ids, tiny_model, tool_call
-    from recipe.videotemp_o3.local_rollout import LocalRollout
+    from eval.harness.local_rollout import LocalRollout
     from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
 
     model_dir = tiny_model(work)
