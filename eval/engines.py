@@ -56,6 +56,11 @@ class EvalSettings:
     n_gpus_per_node: int = 8
     nnodes: int = 1
     gpu_memory_utilization: float = 0.8
+    # vLLM's multimodal processor cache (GiB). The reference evaluated with it (and prefix caching) off; with both
+    # off vLLM names media per request and re-encodes the prompt video on every turn (3x per sample,
+    # benchmarks/vllm_multiturn_cache.py). The cache holds preprocessed inputs keyed by content, so outputs are the
+    # same with it on; 0 restores the reference's setting exactly. Prefix caching stays off, as the reference.
+    mm_processor_cache_gb: float = 4.0
     script: str | None = None  # scripted engine: JSON file of turn texts
     seed: int = 0  # each request's seed comes from (seed, sample id, turn): eval/seeding.py
     model_revision: str | None = None  # the hub commit of a hub model (resolved at start)
@@ -274,7 +279,7 @@ class VerlEngine(Engine):
             "actor_rollout_ref.rollout.skip_tokenizer_init=false",
             "actor_rollout_ref.rollout.enable_prefix_caching=false",  # as the reference eval
             "+actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt={video:10,image:1}",
-            "actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb=0",  # off, as the reference eval
+            f"actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb={settings.mm_processor_cache_gb}",
         ]
         self.config = compose_config(settings.model, overrides)
         from verl.utils.tokenizer import hf_tokenizer

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-gpus-per-node", type=int, default=DEFAULTS.n_gpus_per_node, help="verl engine: GPUs per node")
     p.add_argument("--nnodes", type=int, default=DEFAULTS.nnodes, help="verl engine: nodes of the Ray cluster (RAY_ADDRESS)")
     p.add_argument("--gpu-memory-utilization", type=float, default=DEFAULTS.gpu_memory_utilization, help="verl engine: vLLM memory share")
+    p.add_argument("--mm-processor-cache-gb", type=float, default=DEFAULTS.mm_processor_cache_gb,
+                   help="verl engine: vLLM multimodal processor cache in GiB; same outputs, the prompt video encoded once per "
+                        "sample instead of once per turn; 0 = the reference's setting (default %(default)s)")
     p.add_argument("--script", help="scripted engine: JSON {sample id: [turn texts]} ('*' for all others)")
     p.add_argument("--seed", type=int, default=0, help="run seed: each request is seeded from (seed, sample id, turn), every engine")
     p.add_argument("--limit", type=int, help="only the first N samples (of the shard)")
@@ -148,7 +151,7 @@ def settings_from_args(args: argparse.Namespace, benchmark: str, revision: str |
         max_turns=args.max_turns, clip_caption=args.clip_caption, with_image=args.with_image, prompt_length=args.prompt_length,
         response_length=args.response_length, max_model_len=args.max_model_len, batch_size=args.batch_size,
         tensor_parallel=args.tensor_parallel, n_gpus_per_node=args.n_gpus_per_node, nnodes=args.nnodes,
-        gpu_memory_utilization=args.gpu_memory_utilization, script=str(Path(args.script).resolve()) if args.script else None,
+        gpu_memory_utilization=args.gpu_memory_utilization, mm_processor_cache_gb=args.mm_processor_cache_gb, script=str(Path(args.script).resolve()) if args.script else None,
         seed=args.seed, model_revision=revision, prompt_version=prompt_version(get_task(benchmark).prompts), git_commit=git_commit(),
     )
 
