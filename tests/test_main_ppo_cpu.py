@@ -116,8 +116,11 @@ def test_grpo_steps_checkpoint_and_resume(grpo_data):
     events = list((root / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
 
-    second = _run(_main_ppo(root, 3, "trainer.resume_mode=auto"), _env(root), root / "run2.log", timeout=900)
+    # 4 rows in batches of 2: step 2 ended the first epoch, so the rerun needs a second epoch for step 3
+    second = _run(_main_ppo(root, 3, "trainer.resume_mode=auto", "trainer.total_epochs=2"), _env(root), root / "run2.log",
+                  timeout=900)
     assert second.returncode == 0, second.stdout[-6000:]
+    assert re.search(r"Resuming from \S*ckpt/global_step_2, setting global step to 2", second.stdout)
     resumed = _step_metrics(second.stdout)
     assert sorted(resumed) == [3], "the rerun continues after the saved step 2"
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "3"
