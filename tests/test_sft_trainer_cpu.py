@@ -131,12 +131,15 @@ def test_checkpoint_keeps_the_vit_and_changes_the_llm(run):
     initial = weights(run["model"])
     trained = weights(Path(resolve_model(run["ckpt"], cache_dir=run["tmp"] / "merged")))
     assert set(initial) == set(trained)
+
+    def same(key: str) -> bool:  # verl's merger writes bf16: compare at the merged precision
+        return trained[key].equal(initial[key].to(trained[key].dtype))
+
     vit = [k for k in initial if is_vision_tower_param(k)]
     merger = [k for k in initial if "visual" in k and not is_vision_tower_param(k)]
     llm = [k for k in initial if "visual" not in k]
     assert vit and merger and llm
-    for key in vit:
-        assert trained[key].float().equal(initial[key].float()), key
-    changed = [k for k in llm if not trained[k].float().equal(initial[k].float())]
+    assert [k for k in vit if not same(k)] == []
+    changed = [k for k in llm if not same(k)]
     assert len(changed) >= 0.9 * len(llm), sorted(set(llm) - set(changed))
-    assert any(not trained[k].float().equal(initial[k].float()) for k in merger)
+    assert any(not same(k) for k in merger)
