@@ -93,7 +93,11 @@ def figures(trajectories: list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def _rollouts(args: argparse.Namespace, model_dir: str, temperature: float, client: Any) -> list[dict]:
-    from recipe.videotemp_o3.local_rollout import LocalRollout, compose_config, rows_from_parquet
+    from recipe.videotemp_o3.local_rollout import (
+        LocalRollout,
+        compose_config,
+        rows_from_parquet,
+    )
     from reward_fns.videotemp import compute_score
 
     samples = 1 if temperature == 0 else args.samples

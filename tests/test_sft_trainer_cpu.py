@@ -8,6 +8,7 @@ hook); the merged checkpoint has the initial ViT weights and changed LLM weights
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -58,7 +59,7 @@ def run(tmp_path_factory):
            f"data.train_batch_size={BATCH}", f"trainer.total_training_steps={STEPS}", "trainer.total_epochs=1",
            f"trainer.save_freq={STEPS}", "trainer.test_freq=-1", "trainer.logger=[console]",
            f"trainer.default_local_dir={tmp / 'ckpt'}"]
-    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     return {"tmp": tmp, "log": log, "probe": probe, "parquet": parquet, "model": model, "ckpt": tmp / "ckpt"}
@@ -78,7 +79,7 @@ def _assistant_blocks(ids: list[int], tokenizer) -> list[tuple[int, int]]:
     start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
     header = len(tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False))
     starts = [i for i, t in enumerate(ids) if t == start_id] + [len(ids)]
-    return [(a + header, b) for a, b in zip(starts, starts[1:])
+    return [(a + header, b) for a, b in itertools.pairwise(starts)
             if tokenizer.decode(ids[a + 1 : a + header]).startswith("assistant")]
 
 
