@@ -9,12 +9,19 @@ relative to ``OUT_DIR`` (use ``--video-root OUT_DIR`` with the prepare scripts):
     images/img_NNN.png                      frames for the image samples
     rl/qa.jsonl  rl/grounding.jsonl         reference RL format
     sft/wo_tool_call/synthetic.jsonl        direct answers (video qa, grounding, one image sample per video)
-    sft/wi_tool_call/synthetic.jsonl        one- and two-call trajectories with pre-cut clip files
+    sft/wi_tool_call/synthetic.jsonl        tool-call trajectories with pre-cut clip files (one- and
+                                            two-call qa trajectories by default; see --sft-calls)
     sft/wi_tool_call/synthetic_ranges.jsonl the same trajectories with clips as ranges ({"video", "clip"})
                                             or derived from the tool call (only the main video listed)
     events.json                             every video's duration, fps and events
 
-Tiny by default (64x48, 10-30 s, 4-8 fps) so CPU tests and demos stay quick.
+Every first user turn is ``<video>\n<question>``, the text ``prepare_rl`` writes for RL prompts
+(``protocol.user_prompt``), so SFT and RL show the model the same prompt tokens.
+
+Tiny by default (64x48, 10-30 s, 4-8 fps) so CPU tests and demos stay quick. For teaching a tiny model the
+protocol (the CPU quick start), ``--sft-calls 1 --sft-tasks qa,grounding --sft-trajectories-per-video 2``
+writes only one-call trajectories: mixing one- and two-call trajectories teaches a small model to call the
+tool a varying number of times, and it then often calls it a third time instead of answering.
 """
 
 from __future__ import annotations
@@ -36,11 +43,13 @@ from tools.protocol import (
     VIDEO_PLACEHOLDER,
     ClipRange,
     feedback_text,
+    user_prompt,
 )
 
 COLOR_NAMES = sorted(COLORS)
 QA_QUESTION = "What colour is the square that appears first in the video?"
 IMAGE_QUESTION = "What colour is the square in the image?"
+SFT_TASKS = ("qa", "grounding")
 
 
 @dataclass
@@ -103,14 +112,14 @@ def _rl_rows(video: SyntheticVideo, rng: random.Random) -> tuple[dict, dict]:
     options, letter = _options(rng, first["color"])
     qa = {
         "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                     {"role": "user", "content": VIDEO_PLACEHOLDER + _question_with_options(QA_QUESTION, options)}],
+                     {"role": "user", "content": user_prompt(_question_with_options(QA_QUESTION, options))}],
         "videos": [video.path], "data_type": "qa",
         "timestamp": [[first["start"], first["end"]]], "solution": f"<answer>{letter}</answer>",
     }
     sentence = f"a {first['color']} square appears."
     grounding = {
         "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                     {"role": "user", "content": VIDEO_PLACEHOLDER + SENTENCE_GROUNDING_PROMPT.format(query=sentence)}],
+                     {"role": "user", "content": user_prompt(SENTENCE_GROUNDING_PROMPT.format(query=sentence))}],
         "videos": [video.path], "data_type": "grounding",
         "timestamp": [[first["start"], first["end"]]],
         "solution": f"<answer>The event happens in the {_fmt(first['start'])} - {_fmt(first['end'])} seconds</answer>",
@@ -123,14 +132,14 @@ def _sft_direct(video: SyntheticVideo, rng: random.Random) -> list[dict]:
     options, letter = _options(rng, first["color"])
     qa = [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": VIDEO_PLACEHOLDER + _question_with_options(QA_QUESTION, options)},
+        {"role": "user", "content": user_prompt(_question_with_options(QA_QUESTION, options))},
         {"role": "assistant", "content": f"<think>A {first['color']} square is the first thing that appears, "
                                          f"at about {_fmt(first['start'])} s.</think><answer>{letter}</answer>"},
     ]
     sentence = f"a {first['color']} square appears."
     grounding = [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": VIDEO_PLACEHOLDER + SENTENCE_GROUNDING_PROMPT.format(query=sentence)},
+        {"role": "user", "content": user_prompt(SENTENCE_GROUNDING_PROMPT.format(query=sentence))},
         {"role": "assistant", "content": f"<think>The {first['color']} square is visible from about "
                                          f"{_fmt(first['start'])} s to {_fmt(first['end'])} s.</think>"
                                          f"<answer>The event happens in the {_fmt(first['start'])} - "
@@ -139,23 +148,31 @@ def _sft_direct(video: SyntheticVideo, rng: random.Random) -> list[dict]:
     return [{"messages": qa, "videos": [video.path]}, {"messages": grounding, "videos": [video.path]}]
 
 
-def _trajectory(video: SyntheticVideo, rng: random.Random, calls: int) -> tuple[list[dict], list[tuple[float, float]]]:
-    """A one- or two-call trajectory; returns (messages, clip ranges in call order)."""
+def _trajectory(
+    video: SyntheticVideo, rng: random.Random, calls: int, task: str = "qa"
+) -> tuple[list[dict], list[tuple[float, float]]]:
+    """A one- or two-call trajectory of a ``qa`` or ``grounding`` question; returns (messages, clip ranges)."""
     first = video.events[0]
-    options, letter = _options(rng, first["color"])
     coarse = (max(0.0, round(first["start"] - 3.0, 1)), min(video.duration, round(first["end"] + 3.0, 1)))
     fine = (first["start"], first["end"])
     ranges = [fine] if calls == 1 else [coarse, fine]
+    if task == "qa":
+        options, letter = _options(rng, first["color"])
+        question = _question_with_options(QA_QUESTION, options)
+        final = f"<think>The clip shows a {first['color']} square.</think><answer>{letter}</answer>"
+    else:
+        question = SENTENCE_GROUNDING_PROMPT.format(query=f"a {first['color']} square appears.")
+        final = (f"<think>The {first['color']} square is visible in the clip.</think><answer>The event happens in "
+                 f"the {_fmt(first['start'])} - {_fmt(first['end'])} seconds</answer>")
     messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": VIDEO_PLACEHOLDER + _question_with_options(QA_QUESTION, options)},
+        {"role": "user", "content": user_prompt(question)},
     ]
     for k, (start, end) in enumerate(ranges):
         why = "I need a closer look at the start of the video." if k == 0 else "Let me narrow the range."
         messages.append({"role": "assistant", "content": f"<think>{why}</think>{_tool_call([(start, end)])}"})
         messages.append({"role": "user", "content": VIDEO_PLACEHOLDER + feedback_text([ClipRange(start, end)])})
-    messages.append({"role": "assistant", "content": f"<think>The clip shows a {first['color']} square."
-                                                     f"</think><answer>{letter}</answer>"})
+    messages.append({"role": "assistant", "content": final})
     return messages, ranges
 
 
@@ -185,11 +202,24 @@ def make_synthetic(
     min_seconds: float = 10.0,
     max_seconds: float = 30.0,
     codec: str = "libx264",
+    sft_calls: Sequence[int] = (1, 2),
+    sft_tasks: Sequence[str] = ("qa",),
+    sft_trajectories_per_video: int = 1,
     progress: bool = False,
 ) -> SyntheticDataset:
-    """Write the dataset under ``out_dir`` (see module doc) and return what was written."""
+    """Write the dataset under ``out_dir`` (see module doc) and return what was written.
+
+    Tool-call SFT trajectories per video: ``sft_trajectories_per_video`` for each tool-call count in
+    ``sft_calls`` (1 or 2), the tasks of ``sft_tasks`` (``qa``, ``grounding``) taken in turn.
+    """
     if n_videos < 1:
         raise ValueError(f"n_videos must be >= 1, got {n_videos}")
+    if not sft_calls or any(c not in (1, 2) for c in sft_calls):
+        raise ValueError(f"sft_calls must be a non-empty list of 1 and/or 2, got {list(sft_calls)}")
+    if not sft_tasks or any(t not in SFT_TASKS for t in sft_tasks):
+        raise ValueError(f"sft_tasks must be a non-empty list of {SFT_TASKS}, got {list(sft_tasks)}")
+    if sft_trajectories_per_video < 1:
+        raise ValueError(f"sft_trajectories_per_video must be >= 1, got {sft_trajectories_per_video}")
     if not 8.0 <= min_seconds <= max_seconds:
         raise ValueError(f"need 8 <= min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
     out = Path(out_dir).resolve()
@@ -223,25 +253,27 @@ def make_synthetic(
         options, letter = _options(rng, events[0].color)
         sft_direct.append({
             "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": "<image>" + _question_with_options(IMAGE_QUESTION, options)},
+                         {"role": "user", "content": "<image>\n" + _question_with_options(IMAGE_QUESTION, options)},
                          {"role": "assistant", "content": f"<think>The square is {events[0].color}.</think>"
                                                           f"<answer>{letter}</answer>"}],
             "images": [image_rel],
         })
 
-        for calls in (1, 2):
-            messages, ranges = _trajectory(video, rng, calls)
-            clip_files = []
-            for k, (start, end) in enumerate(ranges):
-                rel = f"clips/{name}_call{calls}_c{k}.mp4"
-                _write_clip(out, rel, video, start, end, width, height)
-                clip_files.append(rel)
-            sft_clips.append({"messages": messages, "videos": [video.path, *clip_files]})
-            if calls == 1:  # clip given as a range
-                sft_ranges.append({"messages": messages,
-                                   "videos": [video.path, *({"video": video.path, "clip": list(r)} for r in ranges)]})
-            else:  # clips derived from the tool calls: only the main video is listed
-                sft_ranges.append({"messages": messages, "videos": [video.path]})
+        for calls in sft_calls:
+            for repeat in range(sft_trajectories_per_video):
+                task = sft_tasks[repeat % len(sft_tasks)]
+                messages, ranges = _trajectory(video, rng, calls, task)
+                # a call count's ranges depend only on the event: every repeat shares the clip files
+                clip_files = [f"clips/{name}_call{calls}_c{k}.mp4" for k in range(len(ranges))]
+                if repeat == 0:
+                    for rel, (start, end) in zip(clip_files, ranges):
+                        _write_clip(out, rel, video, start, end, width, height)
+                sft_clips.append({"messages": messages, "videos": [video.path, *clip_files]})
+                if calls == 1:  # clip given as a range
+                    sft_ranges.append({"messages": messages, "videos": [
+                        video.path, *({"video": video.path, "clip": list(r)} for r in ranges)]})
+                else:  # clips derived from the tool calls: only the main video is listed
+                    sft_ranges.append({"messages": messages, "videos": [video.path]})
 
     files = {
         "rl_qa": atomic_write_jsonl(out / "rl" / "qa.jsonl", rl_qa),
@@ -262,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("out_dir", help="output directory (created; existing files with the same names are replaced)")
     parser.add_argument("--n-videos", type=int, default=4, help="number of source videos (default 4); each gives "
-                        "1 qa + 1 grounding RL row and 3 direct + 2 tool-call SFT rows")
+                        "1 qa + 1 grounding RL row, 3 direct SFT rows and the tool-call trajectories below")
     parser.add_argument("--seed", type=int, default=0, help="random seed of durations, events and options (default 0)")
     parser.add_argument("--width", type=int, default=64, help="frame width in pixels, even (default 64)")
     parser.add_argument("--height", type=int, default=48, help="frame height in pixels, even (default 48)")
@@ -271,11 +303,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=10.0, help="shortest video in seconds, >= 8 (default 10)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest video in seconds (default 30)")
     parser.add_argument("--codec", default="libx264", help="video encoder: libx264 or mpeg4 (default libx264)")
+    parser.add_argument("--sft-calls", default="1,2", help="tool calls per SFT trajectory, comma-separated: '1,2' "
+                        "(default: a one-call and a two-call trajectory per video) or '1' (one-call only: a consistent "
+                        "call-then-answer pattern, what a tiny model learns the protocol from)")
+    parser.add_argument("--sft-tasks", default="qa", help="questions of the tool-call trajectories, comma-separated, "
+                        "taken in turn: 'qa' (default) or 'qa,grounding'")
+    parser.add_argument("--sft-trajectories-per-video", type=int, default=1, help="tool-call trajectories per video "
+                        "and call count (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    try:
+        calls = [int(c) for c in args.sft_calls.split(",") if c.strip()]
+    except ValueError:
+        print(f"error: --sft-calls must be comma-separated integers, got {args.sft_calls!r}", file=sys.stderr)
+        return 2
     try:
         data = make_synthetic(args.out_dir, n_videos=args.n_videos, seed=args.seed, width=args.width,
                               height=args.height, fps=args.fps, min_seconds=args.min_seconds,
-                              max_seconds=args.max_seconds, codec=args.codec, progress=True)
+                              max_seconds=args.max_seconds, codec=args.codec, sft_calls=calls,
+                              sft_tasks=[t.strip() for t in args.sft_tasks.split(",") if t.strip()],
+                              sft_trajectories_per_video=args.sft_trajectories_per_video,
+                              progress=not args.no_progress)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

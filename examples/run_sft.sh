@@ -13,8 +13,11 @@
 #   MODEL_PATH    HF model id or local directory      (default Qwen/Qwen2.5-VL-7B-Instruct)
 #   NNODES, NPROC_PER_NODE, NODE_RANK, MASTER_ADDR, MASTER_PORT   torchrun topology (default 1 node x 8 GPUs)
 #   EXPERIMENT    trainer.experiment_name             (default sft_qwen2_5_vl_7b)
+#   PLATFORM=cpu  run on the CPU: the recipe's CPU platform for verl (recipe/videotemp_o3/cpu_platform.py) and the
+#                 overlay recipe/videotemp_o3/config/platform/cpu_sft.yaml (+platform=cpu_sft), one process
 #   DRY_RUN=1     print the command and the composed config (hydra --cfg job), train nothing
 # Extra arguments are passed to the trainer as hydra overrides, e.g. trainer.total_epochs=1.
+# Without a val parquet, validation is off (trainer.test_freq=-1).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,8 +29,14 @@ if [[ -z "${VAL_FILES:-}" ]]; then
 fi
 MODEL_PATH="${MODEL_PATH:-Qwen/Qwen2.5-VL-7B-Instruct}"
 NNODES="${NNODES:-1}"
-NPROC_PER_NODE="${NPROC_PER_NODE:-8}"
 NODE_RANK="${NODE_RANK:-0}"
+PLATFORM="${PLATFORM:-gpu}"
+case "${PLATFORM}" in
+  gpu) ;;
+  cpu) NPROC_PER_NODE="${NPROC_PER_NODE:-1}"; EXPERIMENT="${EXPERIMENT:-sft_cpu}" ;;
+  *) echo "[run_sft] error: PLATFORM must be gpu or cpu, got '${PLATFORM}'" >&2; exit 2 ;;
+esac
+NPROC_PER_NODE="${NPROC_PER_NODE:-8}"
 MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-29500}"
 EXPERIMENT="${EXPERIMENT:-sft_qwen2_5_vl_7b}"
@@ -35,16 +44,26 @@ EXPERIMENT="${EXPERIMENT:-sft_qwen2_5_vl_7b}"
 # qwen-vl-utils / transformers must not try torchvision's removed reader; decode with decord.
 export FORCE_QWENVL_VIDEO_READER="${FORCE_QWENVL_VIDEO_READER:-decord}"
 export PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
+PLATFORM_OVERRIDES=()
+if [[ "${PLATFORM}" == cpu ]]; then
+  # verl's platform hooks (VERL_USE_EXTERNAL_MODULES, VERL_PLATFORM, VERL_ENGINE_DEVICE) select the CPU platform
+  eval "$("${PYTHON:-python}" -m recipe.videotemp_o3.cpu_platform)"
+  export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
+  PLATFORM_OVERRIDES=("+platform=cpu_sft")
+fi
 
 OVERRIDES=(
+  "${PLATFORM_OVERRIDES[@]}"
   "data.train_files=${TRAIN_FILES}"
   "data.val_files=${VAL_FILES}"
   "model.path=${MODEL_PATH}"
   "trainer.nnodes=${NNODES}"
   "trainer.n_gpus_per_node=${NPROC_PER_NODE}"
   "trainer.experiment_name=${EXPERIMENT}"
-  "$@"
 )
+# verl 0.9.1 iterates the (missing) val loader at test_freq steps when there is no val set
+if [[ "${VAL_FILES}" == null ]]; then OVERRIDES+=("trainer.test_freq=-1"); fi
+OVERRIDES+=("$@")
 CONFIG_ARGS=(
   -m verl.trainer.sft_trainer
   "--config-path=${REPO_ROOT}/recipe/videotemp_o3/config"

@@ -65,3 +65,42 @@ def test_cli_sizes_and_determinism(tmp_path):
     again = make_synthetic(tmp_path / "b", n_videos=1, width=96, height=64, fps=5, min_seconds=8, max_seconds=8, seed=7)
     assert (tmp_path / "a" / "rl" / "qa.jsonl").read_text() == again.files["rl_qa"].read_text()
     assert main([str(tmp_path / "c"), "--n-videos", "0"]) == 2
+
+
+def test_prompts_read_like_prepare_rl(data):
+    """SFT and RL rows put the question on the line after <video>, as prepare_rl writes RL prompts."""
+    from recipe.videotemp_o3.protocol import user_prompt
+
+    for key in ("rl_qa", "rl_grounding", "sft_direct", "sft_clips", "sft_ranges"):
+        for row in _lines(data.files[key]):
+            first_user = next(m["content"] for m in row["messages"] if m["role"] == "user")
+            placeholder = "<image>" if row.get("images") else "<video>"
+            assert first_user.startswith(placeholder + "\n"), (key, first_user[:40])
+            if placeholder == "<video>":
+                assert first_user == user_prompt(first_user[len("<video>"):])
+
+
+def test_one_call_trajectories_for_teaching_the_protocol(tmp_path):
+    from recipe.videotemp_o3.protocol import parse_turn
+    from reward_fns.answer_parsing import answer_segments
+
+    data = make_synthetic(tmp_path, n_videos=3, seed=3, fps=4.0, min_seconds=8, max_seconds=10, sft_calls=[1],
+                          sft_tasks=["qa", "grounding"], sft_trajectories_per_video=2)
+    rows = _lines(data.files["sft_clips"])
+    assert len(rows) == 6 == len(_lines(data.files["sft_ranges"]))
+    for k, row in enumerate(rows):
+        video = data.videos[k // 2]
+        event = video.events[0]
+        kinds = [parse_turn(m["content"]).kind for m in row["messages"] if m["role"] == "assistant"]
+        assert kinds == ["tool_call", "answer"]
+        call = parse_turn(row["messages"][2]["content"]).tool_call
+        assert list(call.ranges) == [(event["start"], event["end"])]
+        assert row["videos"] == [video.path, f"clips/{video.name}_call1_c0.mp4"]
+        answer = parse_turn(row["messages"][-1]["content"]).answer
+        if k % 2 == 0:  # qa
+            assert len(answer) == 1 and answer in "ABCD"
+        else:  # grounding: the event's own range
+            assert [tuple(s) for s in answer_segments(answer)] == [(event["start"], event["end"])]
+    assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == [f"{v.name}_call1_c0.mp4" for v in data.videos]
+    assert main([str(tmp_path / "x"), "--n-videos", "1", "--sft-calls", "3"]) == 2
+    assert main([str(tmp_path / "x"), "--n-videos", "1", "--sft-tasks", "captions"]) == 2
