@@ -29,9 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from tools.cli import ArgumentParser
 
 FIGURES = ("well_formed_turns", "first_turn_tool_call", "parseable_ranges", "answered", "format_reward", "acc",
            "score", "turns")
@@ -127,7 +125,7 @@ async def _rollouts(args: argparse.Namespace, model_dir: str, temperature: float
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", required=True, help="HF model directory or verl checkpoint (trainer.default_local_dir, "
