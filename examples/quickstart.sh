@@ -61,19 +61,33 @@ if [[ "$MODE" == cpu ]]; then
   "$PY" data_prep/make_tiny_model.py "$OUT/tiny_model"
 
   step "2/8 synthetic dataset (videos with known events, reference-format RL/SFT jsonl)"
-  "$PY" data_prep/make_synthetic.py "$OUT/synthetic" __SYNTHETIC_ARGS__
+  # 200 short videos; SFT trajectories with one tool call each (mixing one and two calls teaches a tiny model to
+  # call the tool a third time instead of answering)
+  "$PY" data_prep/make_synthetic.py "$OUT/synthetic" --n-videos 200 --min-seconds 8 --max-seconds 16 --fps 4 \
+    --sft-calls 1 --sft-tasks qa,grounding --sft-trajectories-per-video 2 --no-progress
 
   step "3/8 jsonl -> parquet (RL and SFT)"
   "$PY" data_prep/prepare_rl.py "$OUT/synthetic/rl/qa.jsonl" "$OUT/synthetic/rl/grounding.jsonl" \
     --video-root "$OUT/synthetic" --output-dir "$OUT/rl" --no-progress "${BUDGET[@]}"
-  "$PY" data_prep/prepare_sft.py "$OUT"/synthetic/sft/wo_tool_call/*.jsonl "$OUT"/synthetic/sft/wi_tool_call/*.jsonl \
+  "$PY" data_prep/prepare_sft.py "$OUT/synthetic/sft/wi_tool_call/synthetic_ranges.jsonl" \
     --video-root "$OUT/synthetic" --output-dir "$OUT/sft" --no-progress "${BUDGET[@]}"
 
   step "4/8 SFT cold start: verl sft_trainer (torchrun, FSDP2, CPU), last-two-rounds loss mask, frozen ViT"
-__SFT_STAGE__
+  rm -rf "$OUT/ckpt/sft"
+  TENSORBOARD_DIR="$OUT/tensorboard/sft" PLATFORM=cpu PYTHON="$PY" MODEL_PATH="$OUT/tiny_model" \
+    TRAIN_FILES="$OUT/sft/train.parquet" VAL_FILES=null EXPERIMENT=quickstart_sft \
+    bash examples/run_sft.sh trainer.total_training_steps=60 trainer.total_epochs=100 \
+    trainer.default_local_dir="$OUT/ckpt/sft" > "$OUT/sft.log" 2>&1 \
+    || { echo "SFT failed: see $OUT/sft.log" >&2; tail -40 "$OUT/sft.log" >&2; exit 1; }
+  grep -oE "step:[0-9]+ - .*train/loss:[0-9.e-]+" "$OUT/sft.log" | sed -E 's/^step:([0-9]+) - .*train\/loss:([0-9.e-]+).*/  SFT step \1: loss \2/' \
+    | awk 'NR==1 || NR%20==0' || true
+  SFT_MODEL=$("$PY" -m eval.checkpoint "$OUT/ckpt/sft")
+  echo "  does the SFT model emit the protocol's format? (rollouts through VideoTempAgentLoop, real clip tool)"
+  "$PY" examples/measure_format.py --model "$SFT_MODEL" --data "$OUT/rl/train.parquet" --prompts 8 --samples 2 \
+    --json "$OUT/sft_format.json" 2>&1 | grep -vE "Warning|warn\(" | tail -12
 
   step "5/8 GRPO: verl main_ppo, 2 steps from the SFT model (vLLM rollout, FSDP2 actor/ref, recipe reward)"
-  export TENSORBOARD_DIR="$OUT/tensorboard"
+  export TENSORBOARD_DIR="$OUT/tensorboard/grpo"
   rm -rf "$OUT/ckpt/grpo" "$TENSORBOARD_DIR"
   set +e
   MODEL="$SFT_MODEL" TRAIN_FILES="$OUT/rl/train.parquet" VAL_FILES="$OUT/rl/train.parquet" PLATFORM=cpu PYTHON="$PY" \

@@ -42,7 +42,8 @@ def test_quickstart_cpu_path(tmp_path):
         for component in REWARD_COMPONENTS:
             assert re.search(rf"\b{component} -?\d+\.\d{{3}}", line.group(1)), (step, component)
     assert (out / "ckpt/grpo/latest_checkpointed_iteration.txt").read_text().strip() == "2"
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((out / "tensorboard/grpo").glob("events.out.tfevents.*"))
+    assert "format_reward" in (out / "sft_format.json").read_text()
     png = (out / "reward_curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
