@@ -4,7 +4,7 @@
 
 ``--model`` is a Hugging Face model directory or a verl checkpoint (merged once by ``eval.checkpoint``). Rows come
 from the RL parquet through verl's ``RLHFDataset``; each is rolled out by ``VideoTempAgentLoop`` inside verl's
-``AgentLoopWorker`` with a ``transformers`` model (``recipe.videotemp_o3.hf_server``), the real clip tool cutting
+``AgentLoopWorker`` with a ``transformers`` model (``eval.harness.hf_server``), the real clip tool cutting
 the requested ranges, and every trajectory is scored by the recipe reward. Per temperature it prints:
 
   well-formed turns   assistant turns with one of the protocol's two strict shapes / all assistant turns
@@ -63,7 +63,7 @@ def _interleave_types(rows: list[dict]) -> list[dict]:
 
 def figures(trajectories: list[dict[str, Any]]) -> dict[str, float]:
     """The format figures of scored trajectories (each with ``turn_texts`` and ``reward``)."""
-    from recipe.videotemp_o3 import protocol
+    from tools import protocol
 
     turns = [t for traj in trajectories for t in traj["turn_texts"]]
     calls = [protocol.parse_turn(t) for t in turns]
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: need temperatures >= 0, --prompts >= 1 and --samples >= 1", file=sys.stderr)
         return 2
     from eval.checkpoint import CheckpointError, resolve_model
-    from recipe.videotemp_o3.hf_server import HFServerClient
+    from eval.harness.hf_server import HFServerClient
 
     try:
         model_dir = resolve_model(args.model)

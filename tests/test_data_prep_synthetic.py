@@ -69,7 +69,7 @@ def test_cli_sizes_and_determinism(tmp_path):
 
 def test_prompts_read_like_prepare_rl(data):
     """SFT and RL rows put the question on the line after <video>, as prepare_rl writes RL prompts."""
-    from recipe.videotemp_o3.protocol import user_prompt
+    from tools.protocol import user_prompt
 
     for key in ("rl_qa", "rl_grounding", "sft_direct", "sft_clips", "sft_ranges"):
         for row in _lines(data.files[key]):
@@ -81,7 +81,7 @@ def test_prompts_read_like_prepare_rl(data):
 
 
 def test_one_call_trajectories_for_teaching_the_protocol(tmp_path):
-    from recipe.videotemp_o3.protocol import parse_turn
+    from tools.protocol import parse_turn
     from reward_fns.answer_parsing import answer_segments
 
     data = make_synthetic(tmp_path, n_videos=3, seed=3, fps=4.0, min_seconds=8, max_seconds=10, sft_calls=[1],
