@@ -48,13 +48,21 @@ def _script(tool_call):
 
 
 def transformers_log_probs(
-    model, batch, i: int, video_pad: int, banned: list[int], *, blank_video: bool = False, text_positions: bool = False
+    model,
+    batch,
+    i: int,
+    video_pad: int,
+    banned: list[int] = (),
+    *,
+    blank_video: bool = False,
+    text_positions: bool = False,
 ):
     """Float32 log-prob of every token of sample ``i`` (index t: token t given tokens < t; t=0 is 0), and the
     mRoPE position ids ``transformers`` computed (3, L).
 
-    ``banned`` tokens are masked before the softmax, as in the rollout (verl bans the image/video
-    placeholders in vLLM's logits, the recording client the loop's other vision tokens in free turns).
+    ``banned`` tokens are masked before the softmax, as in a rollout (verl bans the image/video
+    placeholders in vLLM's logits, the recording client the loop's other vision tokens in free turns);
+    none for a comparison with the trainer's log-probs (its forward masks nothing).
 
     ``blank_video`` zeroes the pixels, ``text_positions`` gives every token 1-D text positions: both show
     that the comparison sees a wrong video or wrong positions.
@@ -81,7 +89,7 @@ def transformers_log_probs(
         kwargs["position_ids"] = torch.arange(ids.shape[1]).view(1, 1, -1).expand(3, 1, -1)
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits.float()[0]
-    logits[:, banned] = float("-inf")
+    logits[:, list(banned)] = float("-inf")
     lp = torch.log_softmax(logits, dim=-1)
     out = torch.zeros(ids.shape[1])
     out[1:] = lp[:-1].gather(1, ids[0, 1:, None])[:, 0]
