@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 REPO = Path(__file__).resolve().parents[1]
 # actor in float32 vs a float32 transformers forward of the same ids: only the order of float ops differs
 # (measured <= 1e-6); anything misaligned (a video, a position, a mask shifted by one) moves log-probs by

@@ -5,7 +5,8 @@ One vLLM server per module, in its own process (``tests/vllm_rollout_run.py``: C
 real clip tool and a tiny Qwen2.5-VL; its requests go through verl's ``LLMServerManager`` client to
 ``vLLMHttpServer`` -> ``AsyncLLM``. Tool-call turns are forced with vLLM structured outputs (a random model
 never emits the protocol); log-probs are compared on the freely sampled turns only (forced turns are after
-the grammar mask).
+the grammar mask). Free turns cannot sample the vision tokens the loop cuts a turn at (the tiny vocabulary
+would end ~1 trajectory in 2 runs early); the comparison masks them the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 LOGPROB_TOL = 1e-2  # vLLM fp32 vs transformers fp32: measured <= 0.004 (op order, SDPA vs vLLM CPU attention)
@@ -60,6 +63,8 @@ def test_later_turns_carry_prompt_video_and_clips(run):
     # turn 3: "first" rollouts answered nothing (3 videos), "second" ones cut a 4 s clip (8 frames -> 16)
     assert sorted((r["n_videos"], r["sent_pads"]) for r in by_turn[2]) == [(3, 40), (3, 40), (4, 56), (4, 56)]
     assert sorted(t["n_videos"] for t in run["trajectories"]) == [3, 3, 4, 4]
+    # every trajectory ran its script to the turn limit (none cut short by a turn rule)
+    assert [t["termination"] for t in run["trajectories"]] == ["max_turns"] * 4
 
 
 @pytest.mark.timeout(900)

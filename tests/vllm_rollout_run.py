@@ -47,9 +47,22 @@ def _script(tool_call):
     return script
 
 
-def transformers_log_probs(model, batch, i: int, video_pad: int, *, blank_video: bool = False, text_positions: bool = False):
+def transformers_log_probs(
+    model,
+    batch,
+    i: int,
+    video_pad: int,
+    banned: list[int] = (),
+    *,
+    blank_video: bool = False,
+    text_positions: bool = False,
+):
     """Float32 log-prob of every token of sample ``i`` (index t: token t given tokens < t; t=0 is 0), and the
     mRoPE position ids ``transformers`` computed (3, L).
+
+    ``banned`` tokens are masked before the softmax, as in a rollout (verl bans the image/video
+    placeholders in vLLM's logits, the recording client the loop's other vision tokens in free turns);
+    none for a comparison with the trainer's log-probs (its forward masks nothing).
 
     ``blank_video`` zeroes the pixels, ``text_positions`` gives every token 1-D text positions: both show
     that the comparison sees a wrong video or wrong positions.
@@ -76,10 +89,29 @@ def transformers_log_probs(model, batch, i: int, video_pad: int, *, blank_video:
         kwargs["position_ids"] = torch.arange(ids.shape[1]).view(1, 1, -1).expand(3, 1, -1)
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs).logits.float()[0]
+    logits[:, list(banned)] = float("-inf")
     lp = torch.log_softmax(logits, dim=-1)
     out = torch.zeros(ids.shape[1])
     out[1:] = lp[:-1].gather(1, ids[0, 1:, None])[:, 0]
     return out, positions[:, 0]
+
+
+def _mismatch_report(full: list[int], requests, tokenizer, extra, i: int) -> str:
+    """Where each trajectory's requests first leave the sample's ids (for the error message)."""
+    lines = [f"sample: {len(full)} ids, termination {extra['termination'][i]}, turn texts {list(extra['turn_texts'][i])!r}"]
+    for rid in dict.fromkeys(r.request_id for r in requests):
+        for r in (r for r in requests if r.request_id == rid):
+            sent = r.prompt_ids + r.token_ids
+            if full[: len(sent)] == sent:
+                continue
+            at = next((k for k, (a, b) in enumerate(zip(full, sent)) if a != b), min(len(full), len(sent)))
+            lines.append(
+                f"{rid} turn {r.turn} (prompt {len(r.prompt_ids)} + generated {len(r.token_ids)}): first difference "
+                f"at {at}: sample {tokenizer.decode(full[max(0, at - 8) : at + 8])!r} {full[at : at + 8]} "
+                f"vs request {tokenizer.decode(sent[max(0, at - 8) : at + 8])!r} {sent[at : at + 8]}"
+            )
+            break
+    return "\n".join(lines)
 
 
 async def main(out_path: Path, work: Path) -> None:
@@ -88,6 +120,7 @@ async def main(out_path: Path, work: Path) -> None:
     from transformers import AutoModelForImageTextToText
 
     from loop_helpers import index_video, row, sample_ids, tiny_model, tool_call
+    from recipe.videotemp_o3.processor_info import vision_token_ids
     from eval.harness.local_rollout import LocalRollout
     from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
 
@@ -116,6 +149,10 @@ async def main(out_path: Path, work: Path) -> None:
         client.script = _script(tool_call)
         client.want_prompt_ids = True
         client.free_max_tokens = FREE_TOKENS
+        # The loop cuts a turn at a generated vision token and ends its trajectory (tests/test_agent_loop_scripted.py
+        # covers it); the tiny model's 800-token vocabulary samples one in ~1 free turn of 12: keep the script whole.
+        banned = sorted(vision_token_ids(client.tokenizer))
+        client.free_banned_ids = banned
         rollout = LocalRollout(config, client, agent_kwargs={"max_tokens_per_turn": 256})
         t0 = time.perf_counter()
         batch = await rollout.generate([row(video, "What happens first?", 0), row(video, "What happens second?", 1)], n=2)
@@ -138,12 +175,15 @@ async def main(out_path: Path, work: Path) -> None:
 
         matches = [rid for rid in dict.fromkeys(r.request_id for r in requests) if rid not in traj_of and belongs(rid)]
         if len(matches) != 1:
-            raise RuntimeError(f"sample {i}: {len(matches)} trajectories of requests match its token ids")
+            raise RuntimeError(
+                f"sample {i}: {len(matches)} trajectories of requests match its token ids\n"
+                + _mismatch_report(full, requests, client.tokenizer, batch.non_tensor_batch, i)
+            )
         rid = matches[0]
         traj_of[rid] = i
-        hf, hf_positions = transformers_log_probs(model, batch, i, video_pad)
-        blank, _ = transformers_log_probs(model, batch, i, video_pad, blank_video=True)
-        flat, _ = transformers_log_probs(model, batch, i, video_pad, text_positions=True)
+        hf, hf_positions = transformers_log_probs(model, batch, i, video_pad, banned)
+        blank, _ = transformers_log_probs(model, batch, i, video_pad, banned, blank_video=True)
+        flat, _ = transformers_log_probs(model, batch, i, video_pad, banned, text_positions=True)
         # verl's position ids of the sample (the trainer's): (4, L) text row + mRoPE rows, or (3, L)
         verl_positions = batch.batch["position_ids"][i][..., batch.batch["attention_mask"][i].bool()]
         rollout_lp = batch.batch["rollout_log_probs"][i][: len(response)]
