@@ -90,11 +90,32 @@ def make_video(path: Path, seconds: int, width: int, height: int) -> None:
     from tools.files import atomic_write
 
     def encode(tmp: Path) -> None:
-        subprocess.run([
-            "ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25",
-            "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "250", "-pix_fmt", "yuv420p",
-            "-f", "mp4", str(tmp),
-        ], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={width}x{height}:rate=25",
+                "-t",
+                str(seconds),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "250",
+                "-pix_fmt",
+                "yuv420p",
+                "-f",
+                "mp4",
+                str(tmp),
+            ],
+            check=True,
+        )
 
     atomic_write(path, encode)
 
@@ -108,11 +129,11 @@ def ranges_for(rollout: int, moment: float) -> list[list[tuple[float, float]]]:
 async def run_variant(variant: str, video: str, rollouts: int, moment: float) -> dict:
     import torch
 
-    from tools import protocol
     from recipe.videotemp_o3.clips import cut_clips
     from recipe.videotemp_o3.prompt_cache import VideoBudget, prompt_video_cache
-    from tools.video_clip import ClipSettings
+    from tools import protocol
     from tools.frame_cache import shared_frame_cache
+    from tools.video_clip import ClipSettings
     from tools.video_io import probe, sample_video
 
     duration = probe(video).duration
@@ -120,8 +141,21 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
     budget = VideoBudget(2.0, 4, MAX_FRAMES, PIXELS, PIXELS, 28)
     key = (video, budget)
     settings = ClipSettings(min_pixels=PIXELS, max_pixels=PIXELS)
-    message = [{"role": "user", "content": [{"type": "video", "video": video, "fps": 2.0, "max_frames": MAX_FRAMES,
-                                              "min_pixels": PIXELS, "max_pixels": PIXELS}]}]
+    message = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "video",
+                    "video": video,
+                    "fps": 2.0,
+                    "max_frames": MAX_FRAMES,
+                    "min_pixels": PIXELS,
+                    "max_pixels": PIXELS,
+                }
+            ],
+        }
+    ]
     loop = asyncio.get_running_loop()
     clip_times: list[float] = []
     clip_spans: list[tuple[float, float]] = []
@@ -136,7 +170,8 @@ async def run_variant(variant: str, video: str, rollouts: int, moment: float) ->
             kept = [videos[0]]
         else:
             sampled, _ = await prompt_video_cache().acquire(
-                key, lambda: sample_video(video, max_frames=MAX_FRAMES, min_pixels=PIXELS, max_pixels=PIXELS, cache=cache)
+                key,
+                lambda: sample_video(video, max_frames=MAX_FRAMES, min_pixels=PIXELS, max_pixels=PIXELS, cache=cache),
             )
             kept = [sampled.as_verl_video()]
         for call_ranges in ranges_for(r, moment):
@@ -192,8 +227,22 @@ def _union_length(spans: list[tuple[float, float]]) -> float:
 def decode_floor(video: str, start: float, end: float, width: int, height: int) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-ss", str(start), "-to", str(end), "-i", video,
-         "-vf", f"fps=2,scale={width}:{height}", "-f", "null", "-"],
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-ss",
+            str(start),
+            "-to",
+            str(end),
+            "-i",
+            video,
+            "-vf",
+            f"fps=2,scale={width}:{height}",
+            "-f",
+            "null",
+            "-",
+        ],
         check=True,
     )
     return time.perf_counter() - t0
@@ -201,17 +250,30 @@ def decode_floor(video: str, start: float, end: float, width: int, height: int) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, default=None,
-                        help="input video; default: a generated synthetic video under outputs/bench/")
+    parser.add_argument(
+        "--video",
+        type=Path,
+        default=None,
+        help="input video; default: a generated synthetic video under outputs/bench/",
+    )
     parser.add_argument("--quick", action="store_true", help="90-second 640x360 video and 4 rollouts (a smoke run)")
     parser.add_argument("--rollouts", type=int, default=None, help="rollouts in the group (default 8, quick 4)")
-    parser.add_argument("--moment", type=float, default=None,
-                        help="time (s) the tool calls are centred on (default: 60%% of the video)")
+    parser.add_argument(
+        "--moment", type=float, default=None, help="time (s) the tool calls are centred on (default: 60%% of the video)"
+    )
     parser.add_argument("--variants", default="single,shared,verl", help="comma-separated variants to run")
-    parser.add_argument("--mem-fraction", type=float, default=0.5, help="share of the available memory the verl "
-                        "variant may use; it runs with the rollouts that fit (default 0.5)")
-    parser.add_argument("--mem-budget-mb", type=float, default=None, help="memory (MB) the verl variant may use "
-                        "(default: --mem-fraction of MemAvailable)")
+    parser.add_argument(
+        "--mem-fraction",
+        type=float,
+        default=0.5,
+        help="share of the available memory the verl variant may use; it runs with the rollouts that fit (default 0.5)",
+    )
+    parser.add_argument(
+        "--mem-budget-mb",
+        type=float,
+        default=None,
+        help="memory (MB) the verl variant may use (default: --mem-fraction of MemAvailable)",
+    )
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     args = parser.parse_args(argv)
     quiet_verl_warnings()  # the verl variant (and its subprocesses) import verl
@@ -238,15 +300,26 @@ def main(argv: list[str] | None = None) -> int:
         per_rollout = verl_rollout_estimate_mb(str(video))
         counts["verl"] = min(rollouts, int(budget // per_rollout))
         if counts["verl"] < rollouts:
-            print(f"   verl: default decode needs ~{per_rollout:.0f} MB per rollout on this video; {rollouts} rollouts "
-                  f"(~{per_rollout * rollouts / 1024:.1f} GB) exceed the {budget / 1024:.1f} GB allowed, so it runs "
-                  f"{counts['verl']} rollout(s) and is compared per rollout", flush=True)
+            print(
+                f"   verl: default decode needs ~{per_rollout:.0f} MB per rollout on this video; {rollouts} rollouts "
+                f"(~{per_rollout * rollouts / 1024:.1f} GB) exceed the {budget / 1024:.1f} GB allowed, so it runs "
+                f"{counts['verl']} rollout(s) and is compared per rollout",
+                flush=True,
+            )
     for variant in args.variants.split(","):
         if counts.get(variant, rollouts) < 1:
             print(f"{variant:>7}: skipped, not even one rollout fits in the memory allowed (see --mem-budget-mb)")
             continue
-        cmd = [sys.executable, __file__, "--variant", variant, "--video", str(video),
-               "--rollouts", str(counts.get(variant, rollouts))]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--variant",
+            variant,
+            "--video",
+            str(video),
+            "--rollouts",
+            str(counts.get(variant, rollouts)),
+        ]
         if args.moment is not None:
             cmd += ["--moment", str(args.moment)]
         if args.quick:
@@ -258,34 +331,48 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
         r = results[variant]
-        print(f"{variant:>7}: rollouts={r['rollouts']} wall={r['wall_s']:.1f}s extra_peak={r['extra_peak_mb']:.0f} MB "
-              f"prompt_decodes={r['prompt_decodes']} clip_calls={r['clip_calls']} clip_busy={r['clip_busy_s']:.2f}s "
-              f"(summed latency {r['clip_total_s']:.2f}s)",
-              flush=True)
+        print(
+            f"{variant:>7}: rollouts={r['rollouts']} wall={r['wall_s']:.1f}s extra_peak={r['extra_peak_mb']:.0f} MB "
+            f"prompt_decodes={r['prompt_decodes']} clip_calls={r['clip_calls']} clip_busy={r['clip_busy_s']:.2f}s "
+            f"(summed latency {r['clip_total_s']:.2f}s)",
+            flush=True,
+        )
 
     from tools.video_io import probe
 
     moment = args.moment if args.moment is not None else 0.6 * probe(str(video)).duration
-    floors = [decode_floor(str(video), s, e, 224, 224) for r in range(rollouts) for call in ranges_for(r, moment)
-              for s, e in call]
+    floors = [
+        decode_floor(str(video), s, e, 224, 224)
+        for r in range(rollouts)
+        for call in ranges_for(r, moment)
+        for s, e in call
+    ]
     floor = statistics.median(floors)
     print(f" floor: ffmpeg decode of one range at 2 fps, median {floor:.2f}s over {len(floors)} ranges")
     if "shared" in results and "single" in results:
-        print(f"memory: group of {rollouts} shared / single rollout extra peak = "
-              f"{results['shared']['extra_peak_mb'] / max(results['single']['extra_peak_mb'], 1e-6):.2f}x (goal <= 1.5x)")
+        print(
+            f"memory: group of {rollouts} shared / single rollout extra peak = "
+            f"{results['shared']['extra_peak_mb'] / max(results['single']['extra_peak_mb'], 1e-6):.2f}x (goal <= 1.5x)"
+        )
     if "shared" in results and "verl" in results:
         shared, verl = results["shared"], results["verl"]
         if verl["rollouts"] == shared["rollouts"]:
-            print(f"memory: shared / verl default = {shared['extra_peak_mb'] / max(verl['extra_peak_mb'], 1e-6):.2f}x; "
-                  f"wall: shared / verl = {shared['wall_s'] / verl['wall_s']:.2f}x")
+            print(
+                f"memory: shared / verl default = {shared['extra_peak_mb'] / max(verl['extra_peak_mb'], 1e-6):.2f}x; "
+                f"wall: shared / verl = {shared['wall_s'] / verl['wall_s']:.2f}x"
+            )
         else:  # verl's default path decodes once per rollout: its peak grows with the rollouts
             per = verl["extra_peak_mb"] / verl["rollouts"]
-            print(f"memory: verl default measured at {verl['rollouts']} of {shared['rollouts']} rollouts: {per:.0f} MB per "
-                  f"rollout, ~{per * shared['rollouts']:.0f} MB for {shared['rollouts']} (extrapolated); shared / verl "
-                  f"default per rollout = {(shared['extra_peak_mb'] / shared['rollouts']) / max(per, 1e-6):.2f}x")
+            print(
+                f"memory: verl default measured at {verl['rollouts']} of {shared['rollouts']} rollouts: {per:.0f} MB per "
+                f"rollout, ~{per * shared['rollouts']:.0f} MB for {shared['rollouts']} (extrapolated); shared / verl "
+                f"default per rollout = {(shared['extra_peak_mb'] / shared['rollouts']) / max(per, 1e-6):.2f}x"
+            )
     if "shared" in results:
         per_call = results["shared"]["clip_busy_s"] / results["shared"]["clip_calls"]
-        print(f"  clip: amortized (clip wall time / calls) {per_call:.3f}s per call = {per_call / floor:.2f}x one decode-floor call (goal <= 0.3x)")
+        print(
+            f"  clip: amortized (clip wall time / calls) {per_call:.3f}s per call = {per_call / floor:.2f}x one decode-floor call (goal <= 0.3x)"
+        )
     return 0
 
 

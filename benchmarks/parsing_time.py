@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from tools.cli import ArgumentParser
 from reward_fns.videotemp import compute_score
+from tools.cli import ArgumentParser
 
 UNITS = ("<tool_call>", "<think>", "</think>", "<answer>", "\nuser\n", "<tool_call></think>")
 TRUTH = {"data_type": "qa", "answer": "C", "timestamps": [[1.0, 2.0]]}
@@ -36,7 +36,9 @@ def main() -> None:
     for unit in UNITS:
         small, large = seconds(unit * args.size), seconds(unit * (2 * args.size))
         mb = seconds(unit * (1_000_000 // len(unit)), repeat=1)
-        print(f"{unit!r:<22} {args.size:>8} {small * 1e3:>9.2f} {large * 1e3:>9.2f} {large / small:>6.2f} {mb * 1e3:>8.1f}")
+        print(
+            f"{unit!r:<22} {args.size:>8} {small * 1e3:>9.2f} {large * 1e3:>9.2f} {large / small:>6.2f} {mb * 1e3:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,16 @@ def ensure_video(cache_dir: Path, minutes: float) -> Path:
     path = cache_dir / f"index_{minutes:g}min_{WIDTH}x{HEIGHT}_{FPS}fps_k{KEYINT}.mp4"
     if not path.exists():
         print(f"generating {path} (once) ...", flush=True)
-        write_index_video(path, num_frames=round(minutes * 60 * FPS), fps=FPS, width=WIDTH, height=HEIGHT,
-                          keyint=KEYINT, preset="ultrafast", progress=True)
+        write_index_video(
+            path,
+            num_frames=round(minutes * 60 * FPS),
+            fps=FPS,
+            width=WIDTH,
+            height=HEIGHT,
+            keyint=KEYINT,
+            preset="ultrafast",
+            progress=True,
+        )
     return path
 
 
@@ -83,10 +91,31 @@ def reference_clip(path: Path, start: float, end: float, workdir: Path) -> None:
     from qwen_vl_utils import fetch_video
 
     out = workdir / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", f"{start:.3f}", "-to", f"{end:.3f}",
-                    "-i", str(path), "-an", "-c:v", "mpeg4", "-q:v", "4", str(out)], check=True)
-    fetch_video({"video": str(out), "fps": 2.0, "min_frames": 4, "max_frames": 64,
-                 "min_pixels": PIXELS, "max_pixels": PIXELS})
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-ss",
+            f"{start:.3f}",
+            "-to",
+            f"{end:.3f}",
+            "-i",
+            str(path),
+            "-an",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "4",
+            str(out),
+        ],
+        check=True,
+    )
+    fetch_video(
+        {"video": str(out), "fps": 2.0, "min_frames": 4, "max_frames": 64, "min_pixels": PIXELS, "max_pixels": PIXELS}
+    )
     out.unlink()
 
 
@@ -118,18 +147,28 @@ def bench_clips(path: Path, lengths: list[float], repeats: int, seed: int) -> No
                 all_ratios_ref.append(times["warm"][-1] / times["reference"][-1])
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append((length, med))
-    print(f"\nclip latency, {info.duration / 60:.0f}-min {info.width}x{info.height} {info.fps:g} fps H.264, "
-          f"keyframe every {KEYINT / FPS:g} s, frames {height}x{width}, {repeats} random ranges each (medians, s)")
-    print(f"{'range':>7} {'ours cold':>10} {'ours warm':>10} {'reference':>10} {'floor':>8} "
-          f"{'warm/ref':>9} {'warm/floor':>11} {'cold/floor':>11}")
+    print(
+        f"\nclip latency, {info.duration / 60:.0f}-min {info.width}x{info.height} {info.fps:g} fps H.264, "
+        f"keyframe every {KEYINT / FPS:g} s, frames {height}x{width}, {repeats} random ranges each (medians, s)"
+    )
+    print(
+        f"{'range':>7} {'ours cold':>10} {'ours warm':>10} {'reference':>10} {'floor':>8} "
+        f"{'warm/ref':>9} {'warm/floor':>11} {'cold/floor':>11}"
+    )
     for length, med in rows:
-        print(f"{length:>6g}s {med['cold']:>10.3f} {med['warm']:>10.3f} {med['reference']:>10.3f} {med['floor']:>8.3f} "
-              f"{med['warm'] / med['reference']:>9.2f} {med['warm'] / med['floor']:>11.2f} "
-              f"{med['cold'] / med['floor']:>11.2f}")
-    print(f"median over the mix: ours(warm)/floor = {statistics.median(all_ratios_floor):.2f}, "
-          f"ours(warm)/reference = {statistics.median(all_ratios_ref):.2f}")
-    print(f"peak RSS during the clip runs (reference included: it decodes at full resolution): "
-          f"{peak_rss_mb() - baseline:.0f} MB over the process baseline")
+        print(
+            f"{length:>6g}s {med['cold']:>10.3f} {med['warm']:>10.3f} {med['reference']:>10.3f} {med['floor']:>8.3f} "
+            f"{med['warm'] / med['reference']:>9.2f} {med['warm'] / med['floor']:>11.2f} "
+            f"{med['cold'] / med['floor']:>11.2f}"
+        )
+    print(
+        f"median over the mix: ours(warm)/floor = {statistics.median(all_ratios_floor):.2f}, "
+        f"ours(warm)/reference = {statistics.median(all_ratios_ref):.2f}"
+    )
+    print(
+        f"peak RSS during the clip runs (reference included: it decodes at full resolution): "
+        f"{peak_rss_mb() - baseline:.0f} MB over the process baseline"
+    )
 
 
 def worker(kind: str, path: str, max_frames: int) -> None:
@@ -143,8 +182,10 @@ def worker(kind: str, path: str, max_frames: int) -> None:
         from qwen_vl_utils import fetch_video
 
         def run():
-            return fetch_video({"video": path, "fps": 2.0, "max_frames": max_frames,
-                                "min_pixels": PIXELS, "max_pixels": PIXELS})
+            return fetch_video(
+                {"video": path, "fps": 2.0, "max_frames": max_frames, "min_pixels": PIXELS, "max_pixels": PIXELS}
+            )
+
     import threading
 
     import torch  # noqa: F401  (imports belong to the baseline)
@@ -164,8 +205,16 @@ def worker(kind: str, path: str, max_frames: int) -> None:
     elapsed = time.perf_counter() - start
     done.set()
     peak[0] = max(peak[0], rss_mb())
-    print(json.dumps({"seconds": elapsed, "peak_over_baseline_mb": peak[0] - baseline,
-                      "result_mb": frames.numel() * frames.element_size() / 2**20, "shape": list(frames.shape)}))
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "peak_over_baseline_mb": peak[0] - baseline,
+                "result_mb": frames.numel() * frames.element_size() / 2**20,
+                "shape": list(frames.shape),
+            }
+        )
+    )
 
 
 def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
@@ -179,39 +228,71 @@ def bench_prompt(path: Path, max_frames: int, repeats: int) -> None:
     n = 0
     for _ in range(repeats):
         for kind in runs:
-            out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(path),
-                                  "--prompt-frames", str(max_frames)], check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--worker",
+                    kind,
+                    str(path),
+                    "--prompt-frames",
+                    str(max_frames),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             runs[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
         n = runs["ours"][-1]["shape"][0]
         floors.append(timed(lambda: ffmpeg_floor(path, None, None, f"{n}/{info.duration:.3f}", height, width)))
     floor = statistics.median(floors)
-    print(f"\nwhole-prompt decode: {info.duration / 60:.0f}-min {info.width}x{info.height}, {n} frames at "
-          f"{height}x{width}, medians of {repeats} runs")
+    print(
+        f"\nwhole-prompt decode: {info.duration / 60:.0f}-min {info.width}x{info.height}, {n} frames at "
+        f"{height}x{width}, medians of {repeats} runs"
+    )
     print(f"{'':>6} {'seconds':>8} {'x floor':>8} {'peak RSS over baseline (MB)':>28} {'result (MB)':>12}   runs (s)")
     for kind, results in runs.items():
         seconds = [r["seconds"] for r in results]
         med = statistics.median(seconds)
         peak = statistics.median(r["peak_over_baseline_mb"] for r in results)
-        print(f"{kind:>6} {med:>8.2f} {med / floor:>8.2f} {peak:>28.0f} {results[0]['result_mb']:>12.0f}   "
-              + " ".join(f"{x:.2f}" for x in seconds))
-    print(f"{'floor':>6} {floor:>8.2f} {1.0:>8.2f}   (ffmpeg fps+scale to null)"
-          f"{'':>30}" + " ".join(f"{x:.2f}" for x in floors))
+        print(
+            f"{kind:>6} {med:>8.2f} {med / floor:>8.2f} {peak:>28.0f} {results[0]['result_mb']:>12.0f}   "
+            + " ".join(f"{x:.2f}" for x in seconds)
+        )
+    print(
+        f"{'floor':>6} {floor:>8.2f} {1.0:>8.2f}   (ffmpeg fps+scale to null)"
+        f"{'':>30}" + " ".join(f"{x:.2f}" for x in floors)
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(description="Clip-tool latency vs the reference method and ffmpeg's decode floor.")
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the clip benchmark video (default 30)")
-    parser.add_argument("--prompt-minutes", type=float, default=10.0,
-                        help="length of the whole-prompt benchmark video (default 10)")
+    parser.add_argument(
+        "--prompt-minutes", type=float, default=10.0, help="length of the whole-prompt benchmark video (default 10)"
+    )
     parser.add_argument("--prompt-frames", type=int, default=512, help="frame cap of the prompt video (default 512)")
     parser.add_argument("--repeats", type=int, default=5, help="random ranges per clip length (default 5)")
-    parser.add_argument("--prompt-repeats", type=int, default=3,
-                        help="runs of each whole-prompt decode (ours, qwen-vl-utils, floor), interleaved (default 3)")
-    parser.add_argument("--lengths", type=float, nargs="+", default=[5.0, 30.0, 120.0],
-                        help="clip lengths in seconds (default 5 30 120)")
+    parser.add_argument(
+        "--prompt-repeats",
+        type=int,
+        default=3,
+        help="runs of each whole-prompt decode (ours, qwen-vl-utils, floor), interleaved (default 3)",
+    )
+    parser.add_argument(
+        "--lengths",
+        type=float,
+        nargs="+",
+        default=[5.0, 30.0, 120.0],
+        help="clip lengths in seconds (default 5 30 120)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random range positions")
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "videotemp_bench",
-                        help="where the generated videos are kept between runs")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "videotemp_bench",
+        help="where the generated videos are kept between runs",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2-min videos, 5 s and 30 s ranges, 2 repeats")
     parser.add_argument("--skip-prompt", action="store_true", help="skip the whole-prompt decode comparison")
     parser.add_argument("--skip-clips", action="store_true", help="skip the clip latency comparison")

@@ -83,13 +83,16 @@ def _script(tool_call, answer):
 
 
 async def _group(config_name: str, rollouts: int, arrival: str, work: Path) -> dict:
+    from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
+
     from data_prep.make_tiny_model import build_tiny_model
     from data_prep.synthetic_video import write_index_video
     from eval.harness.local_rollout import LocalRollout, make_row
-    from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
 
     model_dir = build_tiny_model(work / "model", "qwen2_5_vl")
-    video = write_index_video(work / "video.mp4", num_frames=VIDEO_SECONDS * VIDEO_FPS, fps=VIDEO_FPS, width=128, height=96)
+    video = write_index_video(
+        work / "video.mp4", num_frames=VIDEO_SECONDS * VIDEO_FPS, fps=VIDEO_FPS, width=128, height=96
+    )
     config = server_config(
         model_dir,
         [
@@ -111,8 +114,14 @@ async def _group(config_name: str, rollouts: int, arrival: str, work: Path) -> d
         client = servers.get_client(client_cls=recording_client_class())
         client.script = _script(tool_call, answer)
         rollout = LocalRollout(config, client, agent_kwargs={"max_tokens_per_turn": 256})
-        row = make_row(video, "What happens?", duration=VIDEO_SECONDS, max_frames=PROMPT_FRAMES,
-                       min_pixels=PROMPT_PIXELS, max_pixels=PROMPT_PIXELS)
+        row = make_row(
+            video,
+            "What happens?",
+            duration=VIDEO_SECONDS,
+            max_frames=PROMPT_FRAMES,
+            min_pixels=PROMPT_PIXELS,
+            max_pixels=PROMPT_PIXELS,
+        )
         before = _metrics(servers.get_addresses()[0])
         t0 = time.perf_counter()
         if arrival == "together":
@@ -182,12 +191,21 @@ def summarize(result: dict, calls: list[dict], rollouts: int) -> dict:
         "prefix_hit_turns_2_3": rate(later),
         "prefix_hit_all": rate(requests),
         # cached / what an earlier request had computed (the rest is new: clip tokens, the turn's text)
-        "prefix_hit_of_reusable_turns_2_3": (sum(r.num_cached_tokens or 0 for r in later) / later_reusable
-                                             if later_reusable else float("nan")),
-        "vllm_prefix_cache_hits/queries": (c.get("vllm:prefix_cache_hits_total", 0), c.get("vllm:prefix_cache_queries_total", 0)),
-        "mm_processor_cache_hits/queries": (c.get("vllm:mm_cache_hits_total", 0), c.get("vllm:mm_cache_queries_total", 0)),
+        "prefix_hit_of_reusable_turns_2_3": (
+            sum(r.num_cached_tokens or 0 for r in later) / later_reusable if later_reusable else float("nan")
+        ),
+        "vllm_prefix_cache_hits/queries": (
+            c.get("vllm:prefix_cache_hits_total", 0),
+            c.get("vllm:prefix_cache_queries_total", 0),
+        ),
+        "mm_processor_cache_hits/queries": (
+            c.get("vllm:mm_cache_hits_total", 0),
+            c.get("vllm:mm_cache_queries_total", 0),
+        ),
         "prompt_video_encodings": len(prompt_items),
-        "encoder_work_done/needed_prompt_video": (len(prompt_items) * prompt_tokens / prompt_tokens) if prompt_tokens else float("nan"),
+        "encoder_work_done/needed_prompt_video": (len(prompt_items) * prompt_tokens / prompt_tokens)
+        if prompt_tokens
+        else float("nan"),
         "encoder_tokens_all_videos_done/needed": (sum(i["tokens"] for i in items), sum(unique.values())),
         "encoder_calls": len(calls),
         "server_start_s": round(result["server_start_s"], 1),
@@ -205,11 +223,20 @@ def _fmt(value) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
-                        help="server configurations to compare (default: all)")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=list(CONFIGS),
+        choices=list(CONFIGS),
+        help="server configurations to compare (default: all)",
+    )
     parser.add_argument("--rollouts", type=int, default=8, help="GRPO group size (default 8)")
-    parser.add_argument("--arrival", choices=["together", "staggered"], default="together",
-                        help="rollouts start together (as verl's worker runs a group) or one after another")
+    parser.add_argument(
+        "--arrival",
+        choices=["together", "staggered"],
+        default="together",
+        help="rollouts start together (as verl's worker runs a group) or one after another",
+    )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration (default 900)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -223,8 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.configs:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.json"
-            cmd = [sys.executable, __file__, "--child", name, "--rollouts", str(args.rollouts),
-                   "--arrival", args.arrival, "--out", str(out)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                "--rollouts",
+                str(args.rollouts),
+                "--arrival",
+                args.arrival,
+                "--out",
+                str(out),
+            ]
             print(f"[{name}] {' '.join(CONFIGS[name]) or 'production settings'} ...", flush=True)
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=args.timeout)
             if proc.returncode != 0 or not out.exists():

@@ -44,7 +44,9 @@ def _install() -> None:
                 n = t * h * w
                 chunk = pixels[offset : offset + n].detach().float().contiguous().cpu().numpy().tobytes()
                 offset += n
-                items.append({"grid": [t, h, w], "tokens": n // merge // merge, "hash": hashlib.sha1(chunk).hexdigest()[:16]})
+                items.append(
+                    {"grid": [t, h, w], "tokens": n // merge // merge, "hash": hashlib.sha1(chunk).hexdigest()[:16]}
+                )
         with open(path, "a") as f:
             f.write(json.dumps({"pid": os.getpid(), "items": items}) + "\n")
         return original(self, video_input)

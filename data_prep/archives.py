@@ -85,6 +85,7 @@ def find_archives(directory: Path, patterns: Iterable[str]) -> list[Archive]:
 
 def _check_contiguous(base: str, suffixes: list[str]) -> None:
     """Part suffixes must run without gaps from the first (aa / 00 / 000)."""
+
     def index(s: str) -> int:
         if s.isdigit():
             return int(s)
@@ -187,8 +188,10 @@ def _extract_tar(archive: Archive, staging: Path, progress: tqdm) -> int:
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, ArchiveError):
             raise
-        raise ArchiveError(f"{archive.name}: broken or truncated archive ({exc.__class__.__name__}: {exc}); "
-                           "delete it and download again") from exc
+        raise ArchiveError(
+            f"{archive.name}: broken or truncated archive ({exc.__class__.__name__}: {exc}); "
+            "delete it and download again"
+        ) from exc
     finally:
         reader.close()
     return count
@@ -212,8 +215,9 @@ def unpack(archive: Archive, dest: Path, *, progress: bool = True) -> int:
         shutil.rmtree(staging)
     staging.mkdir()
     first = archive.parts[0]
-    with tqdm(total=archive.size, unit="B", unit_scale=True, desc=f"unpack {archive.name}", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=archive.size, unit="B", unit_scale=True, desc=f"unpack {archive.name}", disable=not progress, leave=False
+    ) as bar:
         try:
             if len(archive.parts) == 1 and zipfile.is_zipfile(first):
                 count = _extract_zip(archive, staging, bar)

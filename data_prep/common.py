@@ -20,12 +20,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from tools.protocol import first_answer
-from tools.files import JsonlLineError, atomic_write, atomic_write_jsonl, atomic_write_text, remove_stale_temps, strip_file_uri
+from reward_fns.answer_parsing import first_letter
+from tools.files import (
+    JsonlLineError,
+    atomic_write,
+    atomic_write_jsonl,
+    atomic_write_text,
+    remove_stale_temps,
+    strip_file_uri,
+)
 from tools.files import read_jsonl as read_jsonl_lines
+from tools.protocol import first_answer
 from tools.segments import Segment
 from tools.segments import parse_segments as parse_segments_of
-from reward_fns.answer_parsing import first_letter
 
 PROBE_CACHE_VERSION = 1
 DEFAULT_PROBE_CACHE_NAME = "probe_cache.json"
@@ -324,8 +331,14 @@ def probe_media(
 
         pool = ThreadPoolExecutor(max_workers=max(1, workers))
         try:
-            for info in tqdm(pool.map(work, todo), total=len(todo), desc="probing media", unit="file",
-                             disable=not progress, file=sys.stderr):
+            for info in tqdm(
+                pool.map(work, todo),
+                total=len(todo),
+                desc="probing media",
+                unit="file",
+                disable=not progress,
+                file=sys.stderr,
+            ):
                 results[info.path] = info
         except BaseException:  # Ctrl-C: drop the queued probes; the caller saves the finished ones
             pool.shutdown(wait=False, cancel_futures=True)
@@ -364,10 +377,14 @@ def check_segments(segments: Sequence[Segment], duration: float, what: str = "ti
         if start < 0:
             raise RowError(f"{what} [{start}, {end}]: start < 0")
         if end > duration + DURATION_TOLERANCE_S:
-            raise RowError(f"{what} [{start}, {end}] outside the video (duration {duration:.2f} s, "
-                           f"tolerance {DURATION_TOLERANCE_S:g} s)")
+            raise RowError(
+                f"{what} [{start}, {end}] outside the video (duration {duration:.2f} s, "
+                f"tolerance {DURATION_TOLERANCE_S:g} s)"
+            )
         if start >= duration:
-            raise RowError(f"{what} [{start}, {end}] starts at or after the end of the video (duration {duration:.2f} s)")
+            raise RowError(
+                f"{what} [{start}, {end}] starts at or after the end of the video (duration {duration:.2f} s)"
+            )
         overshoots += end > duration
     return overshoots
 
@@ -473,29 +490,59 @@ def reject_at(source: str, err: Exception) -> Reject:
     return Reject(file, int(line), row_error_text(err))
 
 
-def split_result(rows: list[dict[str, Any]], keys: Sequence[str], rejects: list[Reject], val_fraction: float, seed: int,
-                 fixes: Fixes | None = None) -> Result:
+def split_result(
+    rows: list[dict[str, Any]],
+    keys: Sequence[str],
+    rejects: list[Reject],
+    val_fraction: float,
+    seed: int,
+    fixes: Fixes | None = None,
+) -> Result:
     """Deterministic train/val split of ``rows`` by ``keys``; rejects sorted by file and line."""
     val_idx = split_train_val(keys, val_fraction, seed)
     rejects.sort(key=lambda r: (r.file, r.line))
-    return Result([r for i, r in enumerate(rows) if i not in val_idx], [r for i, r in enumerate(rows) if i in val_idx],
-                  rejects, dict(fixes.counts) if fixes is not None else {})
+    return Result(
+        [r for i, r in enumerate(rows) if i not in val_idx],
+        [r for i, r in enumerate(rows) if i in val_idx],
+        rejects,
+        dict(fixes.counts) if fixes is not None else {},
+    )
 
 
 def add_common_arguments(parser: Any, what: str = "video") -> None:
     """Options every converter has: inputs, roots, output, split, probe cache, workers, strictness."""
-    parser.add_argument("--video-root", default=None, help=f"directory that relative {what} paths are resolved "
-                        "against (default: the current directory); paths are stored absolute")
+    parser.add_argument(
+        "--video-root",
+        default=None,
+        help=f"directory that relative {what} paths are resolved "
+        "against (default: the current directory); paths are stored absolute",
+    )
     parser.add_argument("--output-dir", required=True, help="directory for train.parquet, val.parquet, rejects.jsonl")
-    parser.add_argument("--val-fraction", type=float, default=0.0, help="share of rows that go to val.parquet, "
-                        "chosen deterministically by a hash of (seed, row key) (default 0: no val file)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="share of rows that go to val.parquet, "
+        "chosen deterministically by a hash of (seed, row key) (default 0: no val file)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/val split (default 0)")
-    parser.add_argument("--probe-cache", default=None, help=f"JSON cache of {what} probes keyed by path, size and "
-                        f"mtime (default OUT/{DEFAULT_PROBE_CACHE_NAME}; 'none' to disable)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help=f"parallel {what} probes "
-                        "(default: min(8, CPUs))")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 and write no parquet when any row "
-                        "is rejected (the rejects file is still written)")
+    parser.add_argument(
+        "--probe-cache",
+        default=None,
+        help=f"JSON cache of {what} probes keyed by path, size and "
+        f"mtime (default OUT/{DEFAULT_PROBE_CACHE_NAME}; 'none' to disable)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help=f"parallel {what} probes (default: min(8, CPUs))",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 and write no parquet when any row is rejected (the rejects file is still written)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -527,8 +574,10 @@ def check_arguments(args: Any, cache_path: Path | None) -> str | None:
         written.add(cache_path.resolve())
     for path in args.inputs:
         if Path(path).resolve() in written:
-            return (f"error: input {path} would be overwritten by this run's output in {out}; "
-                    f"choose another --output-dir (outputs: {', '.join(OUTPUT_NAMES)}, probe cache)")
+            return (
+                f"error: input {path} would be overwritten by this run's output in {out}; "
+                f"choose another --output-dir (outputs: {', '.join(OUTPUT_NAMES)}, probe cache)"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe_file = out / f".write-test.{os.getpid()}"
@@ -560,7 +609,9 @@ def write_outputs(name: str, args: Any, out: Path, result: Result, schema: Any, 
     if args.strict and result.rejects:
         _remove(out / "train.parquet", out / "val.parquet")
         print_summary(name, {"train": 0, "val": 0}, result.rejects, result.fixes)
-        print(f"error: --strict and {len(result.rejects)} row(s) rejected; see {out / 'rejects.jsonl'}", file=sys.stderr)
+        print(
+            f"error: --strict and {len(result.rejects)} row(s) rejected; see {out / 'rejects.jsonl'}", file=sys.stderr
+        )
         return 1
     write_parquet(out / "train.parquet", result.train, schema)
     if args.val_fraction > 0:
@@ -570,8 +621,10 @@ def write_outputs(name: str, args: Any, out: Path, result: Result, schema: Any, 
     elapsed = time.perf_counter() - started
     print_summary(name, {"train": len(result.train), "val": len(result.val)}, result.rejects, result.fixes)
     total = len(result.train) + len(result.val) + len(result.rejects)
-    print(f"[{name}] {total} input rows in {elapsed:.2f} s ({total / max(elapsed, 1e-9):.0f} rows/s) -> {out}",
-          file=sys.stderr)
+    print(
+        f"[{name}] {total} input rows in {elapsed:.2f} s ({total / max(elapsed, 1e-9):.0f} rows/s) -> {out}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -638,8 +691,9 @@ def write_rejects(path: str | os.PathLike, rejects: Sequence[Reject]) -> Path:
     return atomic_write_jsonl(path, (asdict(r) for r in rejects))
 
 
-def print_summary(name: str, written: dict[str, int], rejects: Sequence[Reject], fixes: dict[str, int] | None = None,
-                  limit: int = 20) -> None:
+def print_summary(
+    name: str, written: dict[str, int], rejects: Sequence[Reject], fixes: dict[str, int] | None = None, limit: int = 20
+) -> None:
     """Counts per output, per class of fix and per class of reject, then the first rejects, on stderr."""
     total = sum(written.values())
     parts = ", ".join(f"{k}: {v}" for k, v in written.items())

@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from tools.cli import ArgumentParser
 from tools.files import JsonlLineError, atomic_write_jsonl, read_json, read_jsonl
 from tools.segments import parse_segment
-
-from tools.cli import ArgumentParser
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 OUTPUT = "annotations.jsonl"
@@ -168,8 +167,9 @@ def _load_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
 # --------------------------------------------------------------------------- the four benchmarks
 
 
-def convert_charades_sta(annotations: Path, durations: Path | None, videos: VideoIndex, out_dir: Path,
-                         allow_missing: bool = False) -> Summary:
+def convert_charades_sta(
+    annotations: Path, durations: Path | None, videos: VideoIndex, out_dir: Path, allow_missing: bool = False
+) -> Summary:
     """TALL's ``charades_sta_test.txt`` (``VID start end##sentence``) + ``Charades_v1_test.csv`` (``id``, ``length``)."""
     lengths: dict[str, float] = {}
     if durations is not None:
@@ -184,7 +184,9 @@ def convert_charades_sta(annotations: Path, durations: Path | None, videos: Vide
                     continue
     summary = Summary()
     per_video: Counter = Counter()
-    for lineno, line in enumerate(_need(annotations, "Charades-STA annotations").read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(
+        _need(annotations, "Charades-STA annotations").read_text(encoding="utf-8").splitlines(), 1
+    ):
         if not line.strip():
             continue
         where = f"{annotations}:{lineno}"
@@ -202,13 +204,22 @@ def convert_charades_sta(annotations: Path, durations: Path | None, videos: Vide
         except Skip as skip:
             summary.skip(str(skip), where)
             continue
-        summary.converted.append({"id": f"{vid}_{per_video[vid]}", "video": video, "duration": duration,
-                                  "query": sentence.strip(), "span": span})
+        summary.converted.append(
+            {
+                "id": f"{vid}_{per_video[vid]}",
+                "video": video,
+                "duration": duration,
+                "query": sentence.strip(),
+                "span": span,
+            }
+        )
         per_video[vid] += 1
     return summary
 
 
-def convert_activitynet_mr(annotations: Path, videos: VideoIndex, out_dir: Path, allow_missing: bool = False) -> Summary:
+def convert_activitynet_mr(
+    annotations: Path, videos: VideoIndex, out_dir: Path, allow_missing: bool = False
+) -> Summary:
     """ActivityNet Captions ``val_2.json`` / ``test.json``: ``{v_id: {duration, timestamps, sentences}}``, a query per sentence."""
     data = _load_json(_need(annotations, "ActivityNet Captions annotations"))
     if not isinstance(data, dict):
@@ -216,7 +227,11 @@ def convert_activitynet_mr(annotations: Path, videos: VideoIndex, out_dir: Path,
     summary = Summary()
     for vid, item in data.items():
         where = f"{annotations} key {vid}"
-        if not isinstance(item, dict) or not isinstance(item.get("timestamps"), list) or not isinstance(item.get("sentences"), list):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("timestamps"), list)
+            or not isinstance(item.get("sentences"), list)
+        ):
             summary.skip("entry without timestamps/sentences lists", where)
             continue
         if len(item["timestamps"]) != len(item["sentences"]):
@@ -240,13 +255,15 @@ def convert_activitynet_mr(annotations: Path, videos: VideoIndex, out_dir: Path,
             except Skip as skip:
                 summary.skip(str(skip), f"{where}[{i}]")
                 continue
-            summary.converted.append({"id": f"{vid}_{i}", "video": video, "duration": duration,
-                                      "query": str(sentence).strip(), "span": span})
+            summary.converted.append(
+                {"id": f"{vid}_{i}", "video": video, "duration": duration, "query": str(sentence).strip(), "span": span}
+            )
     return summary
 
 
-def convert_nextgqa(questions: Path, spans: Path, video_map: Path | None, videos: VideoIndex, out_dir: Path,
-                    allow_missing: bool = False) -> Summary:
+def convert_nextgqa(
+    questions: Path, spans: Path, video_map: Path | None, videos: VideoIndex, out_dir: Path, allow_missing: bool = False
+) -> Summary:
     """NExT-GQA ``test.csv`` + ``gsub_test.json`` (+ ``map_vid_vidorID.json`` for NExT-QA video paths)."""
     gsub = _load_json(_need(spans, "NExT-GQA gsub json"))
     vmap = {str(k): str(v) for k, v in _load_json(_need(video_map, "NExT-GQA video map")).items()} if video_map else {}
@@ -272,7 +289,11 @@ def convert_nextgqa(questions: Path, spans: Path, video_map: Path | None, videos
                 if not raw:
                     raise Skip("no evidence span")
                 pairs = [raw] if raw and not isinstance(raw[0], (list, tuple)) else raw
-                spans_ = [_span(p[0], p[1], duration, summary, where) for p in pairs if isinstance(p, (list, tuple)) and len(p) == 2]
+                spans_ = [
+                    _span(p[0], p[1], duration, summary, where)
+                    for p in pairs
+                    if isinstance(p, (list, tuple)) and len(p) == 2
+                ]
                 if not spans_:
                     raise Skip("no evidence span")
                 rel = vmap.get(vid)
@@ -281,11 +302,18 @@ def convert_nextgqa(questions: Path, spans: Path, video_map: Path | None, videos
             except Skip as skip:
                 summary.skip(str(skip), where)
                 continue
-            summary.converted.append({
-                "id": f"{vid}_{qid}", "video": video, "duration": duration, "question": str(row["question"]).strip(),
-                "options": options, "answer": LETTERS[options.index(answer)], "span": _spans_field(spans_, summary),
-                "type": row.get("type"),
-            })
+            summary.converted.append(
+                {
+                    "id": f"{vid}_{qid}",
+                    "video": video,
+                    "duration": duration,
+                    "question": str(row["question"]).strip(),
+                    "options": options,
+                    "answer": LETTERS[options.index(answer)],
+                    "span": _spans_field(spans_, summary),
+                    "type": row.get("type"),
+                }
+            )
     return summary
 
 
@@ -303,8 +331,9 @@ def _letter(value: Any, options: list[str]) -> str:
     raise Skip("answer not among the options")
 
 
-def convert_rextime(annotations: Path, windows: Path | None, videos: VideoIndex, out_dir: Path,
-                    allow_missing: bool = False) -> Summary:
+def convert_rextime(
+    annotations: Path, windows: Path | None, videos: VideoIndex, out_dir: Path, allow_missing: bool = False
+) -> Summary:
     """ReXTime json/jsonl with ``question, options, ans, span, source, vid`` (+ optional GitHub
     ``rextime_val.jsonl`` with ``qid, query, duration, vid, relevant_windows`` for durations / windows)."""
     extra: dict[Any, dict] = {}
@@ -337,15 +366,26 @@ def convert_rextime(annotations: Path, windows: Path | None, videos: VideoIndex,
             spans_ = [_span(p[0], p[1], duration, summary, where) for p in pairs]
             answer = _letter(row.get("ans", row.get("answer")), options)
             bare = vid[2:] if vid.startswith("v_") else vid
-            names = [f"{vid}.mp4", vid] + ([f"v_{bare}", bare] if row.get("source", "anet") == "anet" or vid.startswith("v_") else [])
+            names = [f"{vid}.mp4", vid] + (
+                [f"v_{bare}", bare] if row.get("source", "anet") == "anet" or vid.startswith("v_") else []
+            )
             video = _video(videos, names, out_dir, allow_missing, f"{vid}.mp4")
         except Skip as skip:
             summary.skip(str(skip), where)
             continue
         sample_id = str(row.get("qid", row.get("id", n)))
-        summary.converted.append({"id": sample_id, "video": video, "duration": duration, "question": question,
-                                  "options": options, "answer": answer, "span": _spans_field(spans_, summary),
-                                  "source": row.get("source")})
+        summary.converted.append(
+            {
+                "id": sample_id,
+                "video": video,
+                "duration": duration,
+                "question": question,
+                "options": options,
+                "answer": answer,
+                "span": _spans_field(spans_, summary),
+                "source": row.get("source"),
+            }
+        )
     return summary
 
 
@@ -365,9 +405,13 @@ def print_summary(name: str, summary: Summary, target: Path | None, out=None) ->
         extra.append(f"{summary.multi_span} with several evidence spans")
     if summary.clamped:
         extra.append(f"{summary.clamped} spans clamped to the video")
-    print(f"[convert {name}] {total} questions: {len(summary.converted)} converted"
-          + (f" ({'; '.join(extra)})" if extra else "") + f", {sum(summary.skipped.values())} skipped"
-          + (f" -> {target}" if target else ""), file=out)
+    print(
+        f"[convert {name}] {total} questions: {len(summary.converted)} converted"
+        + (f" ({'; '.join(extra)})" if extra else "")
+        + f", {sum(summary.skipped.values())} skipped"
+        + (f" -> {target}" if target else ""),
+        file=out,
+    )
     for reason, count in summary.skipped.most_common():
         print(f"  skipped {count}: {reason} (e.g. {summary.examples[reason]})", file=out)
 
@@ -375,17 +419,27 @@ def print_summary(name: str, summary: Summary, target: Path | None, out=None) ->
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         description="Convert the official annotation files of Charades-STA, ActivityNet-MR (Captions), NExT-GQA and "
-                    "ReXTime into OUT/annotations.jsonl, the layout eval/run.py reads for these benchmarks.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n")[1],
+        "ReXTime into OUT/annotations.jsonl, the layout eval/run.py reads for these benchmarks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n")[1],
     )
     sub = parser.add_subparsers(dest="benchmark", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--videos", type=Path, default=None, help="directory holding the videos (searched by file "
-                       "name at any depth; default: OUT/videos)")
-        p.add_argument("--out-dir", type=Path, required=True, help="benchmark directory; OUT/annotations.jsonl is written")
-        p.add_argument("--allow-missing-videos", action="store_true", help="keep questions whose video is not found "
-                       "(default: skip them, counted as 'video not found')")
+        p.add_argument(
+            "--videos",
+            type=Path,
+            default=None,
+            help="directory holding the videos (searched by file name at any depth; default: OUT/videos)",
+        )
+        p.add_argument(
+            "--out-dir", type=Path, required=True, help="benchmark directory; OUT/annotations.jsonl is written"
+        )
+        p.add_argument(
+            "--allow-missing-videos",
+            action="store_true",
+            help="keep questions whose video is not found (default: skip them, counted as 'video not found')",
+        )
 
     p = sub.add_parser("charades_sta", help="Charades-STA test (TALL annotations + Charades durations)")
     p.add_argument("--annotations", type=Path, required=True, help="charades_sta_test.txt ('VID start end##sentence')")
@@ -418,7 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     videos_dir = args.videos if args.videos is not None else args.out_dir / "videos"
     if not videos_dir.is_dir() and not args.allow_missing_videos:
-        print(f"error: video directory not found: {videos_dir} (give --videos DIR, or --allow-missing-videos)", file=sys.stderr)
+        print(
+            f"error: video directory not found: {videos_dir} (give --videos DIR, or --allow-missing-videos)",
+            file=sys.stderr,
+        )
         return 2
     try:
         summary = RUNNERS[args.benchmark](args, VideoIndex(videos_dir if videos_dir.is_dir() else None))

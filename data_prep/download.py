@@ -39,9 +39,9 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
-from tools.cli import ArgumentParser
 from data_prep.archives import Archive, ArchiveError, find_archives, unpack
 from data_prep.release_layout import training_media
+from tools.cli import ArgumentParser
 from tools.files import atomic_write_jsonl, atomic_write_text, read_jsonl
 
 
@@ -141,8 +141,13 @@ CATALOG: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "videommmu",
-            (Source("lmms-eval/VideoMMMU", ("Perception/*", "Comprehension/*", "Adaptation/*", "*.zip"),
-                    ("lmms-lab/VideoMMMU",)),),
+            (
+                Source(
+                    "lmms-eval/VideoMMMU",
+                    ("Perception/*", "Comprehension/*", "Adaptation/*", "*.zip"),
+                    ("lmms-lab/VideoMMMU",),
+                ),
+            ),
             "Video-MMMU: {Perception,Comprehension,Adaptation}/test-*.parquet + domain zips",
             unpack=(UnpackRule("**/*.zip"),),
             expect=(
@@ -154,8 +159,10 @@ CATALOG: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "lvbench",
-            (Source("zai-org/LVBench", ("video_info.meta.jsonl",)),
-             Source("lmms-eval/LVBench", ("video_chunks/*.zip",), ("lmms-lab/LVBench",))),
+            (
+                Source("zai-org/LVBench", ("video_info.meta.jsonl",)),
+                Source("lmms-eval/LVBench", ("video_chunks/*.zip",), ("lmms-lab/LVBench",)),
+            ),
             "LVBench: video_info.meta.jsonl (zai-org/LVBench) + {key}.mp4 (lmms-eval/LVBench video_chunks/)",
             unpack=(UnpackRule("video_chunks/*.zip", at_root=True),),
             expect=("video_info.meta.jsonl",),
@@ -214,8 +221,11 @@ def _fetch_from_mirror(source: Source, repo_id: str, mirror: Path, target: Path)
         if (mirror / candidate).is_dir():
             break
     else:
-        raise DownloadError(f"{repo_id}: not found in the mirror {mirror} (expected directory {mirror / repo_id}"
-                            + (f" or one of {', '.join(source.aliases)}" if source.aliases else "") + ")")
+        raise DownloadError(
+            f"{repo_id}: not found in the mirror {mirror} (expected directory {mirror / repo_id}"
+            + (f" or one of {', '.join(source.aliases)}" if source.aliases else "")
+            + ")"
+        )
     root = mirror / candidate
     files = [p for p in sorted(root.rglob("*")) if p.is_file()]
     chosen = [p for p in files if any(fnmatch(p.relative_to(root).as_posix(), pat) for pat in source.patterns)]
@@ -236,18 +246,27 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
     Returns (repo id used, files, verified)."""
     try:
         from huggingface_hub import HfApi, snapshot_download
-        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
     except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
         raise DownloadError("huggingface_hub is not installed: pip install huggingface_hub") from exc
     last: Exception | None = None
     for candidate in (repo_id, *source.aliases):
         try:
-            snapshot_download(repo_id=candidate, repo_type="dataset", local_dir=target, allow_patterns=list(source.patterns))
+            snapshot_download(
+                repo_id=candidate, repo_type="dataset", local_dir=target, allow_patterns=list(source.patterns)
+            )
             info = HfApi().dataset_info(candidate, files_metadata=True)
             break
         except GatedRepoError as exc:  # a subclass of RepositoryNotFoundError: say what to do instead
-            raise DownloadError(f"{candidate}: the dataset is gated: accept its terms on the hub page, then set HF_TOKEN "
-                                f"(or run `hf auth login`) and run again ({exc.__class__.__name__})") from exc
+            raise DownloadError(
+                f"{candidate}: the dataset is gated: accept its terms on the hub page, then set HF_TOKEN "
+                f"(or run `hf auth login`) and run again ({exc.__class__.__name__})"
+            ) from exc
         except RepositoryNotFoundError as exc:
             last = exc
             continue
@@ -258,7 +277,9 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
                 "gated: accept their terms on the hub), or copy the files from another machine and use --mirror DIR."
             ) from exc
     else:
-        raise DownloadError(f"{repo_id}: repository not found on the hub (also tried {', '.join(source.aliases) or 'no other id'}): {last}")
+        raise DownloadError(
+            f"{repo_id}: repository not found on the hub (also tried {', '.join(source.aliases) or 'no other id'}): {last}"
+        )
     cache_path = target / ".download_verified.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     verified = files = 0
@@ -275,7 +296,9 @@ def _fetch_from_hub(source: Source, repo_id: str, target: Path) -> tuple[str, in
         if cache.get(sibling.rfilename) != stamp:
             if _sha256(local) != expected:
                 local.unlink()
-                raise DownloadError(f"{candidate}/{sibling.rfilename}: checksum mismatch; the file was removed, run again")
+                raise DownloadError(
+                    f"{candidate}/{sibling.rfilename}: checksum mismatch; the file was removed, run again"
+                )
             cache[sibling.rfilename] = stamp
         verified += 1
     atomic_write_text(cache_path, json.dumps(cache))
@@ -302,13 +325,18 @@ def unpack_all(directory: Path, rules: tuple[UnpackRule, ...], *, progress: bool
         pending = _pending_archives(directory, rules)
         if not pending:
             break
-        for archive, dest in tqdm(pending, desc=f"unpack {directory.name}", unit="archive", disable=not progress or len(pending) < 2):
+        for archive, dest in tqdm(
+            pending, desc=f"unpack {directory.name}", unit="archive", disable=not progress or len(pending) < 2
+        ):
             try:
                 unpack(archive, dest, progress=progress)
             except ArchiveError as exc:
                 raise DownloadError(str(exc)) from exc
-            done.append(archive.parts[0].relative_to(directory).as_posix() if len(archive.parts) == 1
-                        else (archive.folder / archive.name).relative_to(directory).as_posix())
+            done.append(
+                archive.parts[0].relative_to(directory).as_posix()
+                if len(archive.parts) == 1
+                else (archive.folder / archive.name).relative_to(directory).as_posix()
+            )
     return done
 
 
@@ -342,7 +370,11 @@ def find_bench_annotation(directory: Path) -> list[Path]:
     found = []
     for path in sorted(list(directory.rglob("*.jsonl")) + list(directory.rglob("*.json"))):
         rel = path.relative_to(directory)
-        if rel.as_posix() == "data.jsonl" or rel.name.startswith(".") or any(p.startswith(".unpacking-") for p in rel.parts):
+        if (
+            rel.as_posix() == "data.jsonl"
+            or rel.name.startswith(".")
+            or any(p.startswith(".unpacking-") for p in rel.parts)
+        ):
             continue
         rows = _read_rows(path, limit=5)
         if rows and all(all(k in r for k in BENCH_FIELDS) for r in rows):
@@ -370,12 +402,15 @@ def finalize_videotemp_bench(directory: Path) -> list[str]:
     if not candidates:
         if (directory / "data.jsonl").exists():
             return notes
-        raise DownloadError(f"{directory}: no annotation file found (looked for jsonl/json rows with fields "
-                            f"{', '.join(BENCH_FIELDS)})")
+        raise DownloadError(
+            f"{directory}: no annotation file found (looked for jsonl/json rows with fields {', '.join(BENCH_FIELDS)})"
+        )
     source = candidates[0]
     if len(candidates) > 1:
-        notes.append(f"several annotation files found, using {source.relative_to(directory)} "
-                     f"(others: {', '.join(str(c.relative_to(directory)) for c in candidates[1:])})")
+        notes.append(
+            f"several annotation files found, using {source.relative_to(directory)} "
+            f"(others: {', '.join(str(c.relative_to(directory)) for c in candidates[1:])})"
+        )
     rows = _read_rows(source) or []
     rewritten = 0
     for row in rows:
@@ -387,8 +422,11 @@ def finalize_videotemp_bench(directory: Path) -> list[str]:
                 rewritten += 1
     target = directory / "data.jsonl"
     atomic_write_jsonl(target, rows)
-    notes.append(f"data.jsonl written from {source.relative_to(directory)} ({len(rows)} questions"
-                 + (f", {rewritten} video paths rewritten to the files under the root" if rewritten else "") + ")")
+    notes.append(
+        f"data.jsonl written from {source.relative_to(directory)} ({len(rows)} questions"
+        + (f", {rewritten} video paths rewritten to the files under the root" if rewritten else "")
+        + ")"
+    )
     return notes
 
 
@@ -496,11 +534,15 @@ def fetch(
         report.notes += FINALIZE[name](target)
     missing = [rel for rel in spec.expect if not (target / rel).exists()]
     if missing:
-        raise DownloadError(f"{name}: fetched {', '.join(report.repos)} but these files are missing: {', '.join(missing)}")
+        raise DownloadError(
+            f"{name}: fetched {', '.join(report.repos)} but these files are missing: {', '.join(missing)}"
+        )
     if check and spec.videos:
         report.videos = check_videos(spec, target, list_media)
         if report.videos is None:
-            report.notes.append("videos not checked: the benchmark loaders (eval/) that read the annotations are not installed")
+            report.notes.append(
+                "videos not checked: the benchmark loaders (eval/) that read the annotations are not installed"
+            )
     return report
 
 
@@ -528,8 +570,11 @@ def _print_videos(name: str, check: VideoCheck, allow: bool) -> None:
         return
     label = "WARNING" if allow else "ERROR"
     reasons = "; ".join(f"{n} {r}" for r, n in sorted(check.reasons().items(), key=lambda kv: -kv[1]))
-    print(f"[download] {name}: {label}: {len(check.missing)} of {check.total} videos named by the annotations are "
-          f"missing ({reasons})", file=sys.stderr)
+    print(
+        f"[download] {name}: {label}: {len(check.missing)} of {check.total} videos named by the annotations are "
+        f"missing ({reasons})",
+        file=sys.stderr,
+    )
     for where, path, reason in check.missing[:5]:
         print(f"    {where}: {path} ({reason})", file=sys.stderr)
     if len(check.missing) > 5:
@@ -541,15 +586,27 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Datasets:\n" + _listing() + "\n\nExit status: 0 when every dataset is complete, 1 when a dataset "
-               "failed or videos are missing.",
+        "failed or videos are missing.",
     )
     parser.add_argument("datasets", nargs="*", help="dataset names (see below); 'all' for every dataset")
-    parser.add_argument("--root", type=Path, default=Path("data"), help="where <dataset>/ directories are written (default: data/)")
-    parser.add_argument("--mirror", type=Path, default=None, help="read from a local mirror DIR/<org>/<name>/ instead of the hub")
-    parser.add_argument("--repo-id", action="append", default=[], metavar="NAME=ORG/REPO",
-                        help="another hub repository for a dataset (its first source; repeatable)")
-    parser.add_argument("--allow-missing-videos", action="store_true",
-                        help="report missing videos as a warning, exit 0 (e.g. while some archives are still coming)")
+    parser.add_argument(
+        "--root", type=Path, default=Path("data"), help="where <dataset>/ directories are written (default: data/)"
+    )
+    parser.add_argument(
+        "--mirror", type=Path, default=None, help="read from a local mirror DIR/<org>/<name>/ instead of the hub"
+    )
+    parser.add_argument(
+        "--repo-id",
+        action="append",
+        default=[],
+        metavar="NAME=ORG/REPO",
+        help="another hub repository for a dataset (its first source; repeatable)",
+    )
+    parser.add_argument(
+        "--allow-missing-videos",
+        action="store_true",
+        help="report missing videos as a warning, exit 0 (e.g. while some archives are still coming)",
+    )
     parser.add_argument("--no-video-check", action="store_true", help="skip the check that the annotated videos exist")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--list", action="store_true", help="list the datasets and exit")
@@ -563,8 +620,15 @@ def main(argv: list[str] | None = None) -> int:
     list_media = installed_media_lister()
     for name in names:
         try:
-            report = fetch(name, args.root, repo_id=repo_ids.get(name), mirror=args.mirror,
-                           check=not args.no_video_check, progress=not args.no_progress, list_media=list_media)
+            report = fetch(
+                name,
+                args.root,
+                repo_id=repo_ids.get(name),
+                mirror=args.mirror,
+                check=not args.no_video_check,
+                progress=not args.no_progress,
+                list_media=list_media,
+            )
         except DownloadError as exc:
             print(f"[download] {name}: FAILED: {exc}", file=sys.stderr)
             failed += 1

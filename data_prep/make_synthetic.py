@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools.cli import ArgumentParser
 from data_prep.synthetic_video import COLORS, Event, render_frame, write_index_video
+from tools.cli import ArgumentParser
 from tools.files import atomic_write_jsonl, atomic_write_text
 from tools.protocol import (
     SENTENCE_GROUNDING_PROMPT,
@@ -111,16 +111,23 @@ def _rl_rows(video: SyntheticVideo, rng: random.Random) -> tuple[dict, dict]:
     first = video.events[0]
     options, letter = _options(rng, first["color"])
     qa = {
-        "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                     {"role": "user", "content": user_prompt(_question_with_options(QA_QUESTION, options))}],
-        "videos": [video.path], "data_type": "qa",
-        "timestamp": [[first["start"], first["end"]]], "solution": f"<answer>{letter}</answer>",
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user_prompt(_question_with_options(QA_QUESTION, options))},
+        ],
+        "videos": [video.path],
+        "data_type": "qa",
+        "timestamp": [[first["start"], first["end"]]],
+        "solution": f"<answer>{letter}</answer>",
     }
     sentence = f"a {first['color']} square appears."
     grounding = {
-        "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                     {"role": "user", "content": user_prompt(SENTENCE_GROUNDING_PROMPT.format(query=sentence))}],
-        "videos": [video.path], "data_type": "grounding",
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": user_prompt(SENTENCE_GROUNDING_PROMPT.format(query=sentence))},
+        ],
+        "videos": [video.path],
+        "data_type": "grounding",
         "timestamp": [[first["start"], first["end"]]],
         "solution": f"<answer>The event happens in the {_fmt(first['start'])} - {_fmt(first['end'])} seconds</answer>",
     }
@@ -133,17 +140,23 @@ def _sft_direct(video: SyntheticVideo, rng: random.Random) -> list[dict]:
     qa = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user_prompt(_question_with_options(QA_QUESTION, options))},
-        {"role": "assistant", "content": f"<think>A {first['color']} square is the first thing that appears, "
-                                         f"at about {_fmt(first['start'])} s.</think><answer>{letter}</answer>"},
+        {
+            "role": "assistant",
+            "content": f"<think>A {first['color']} square is the first thing that appears, "
+            f"at about {_fmt(first['start'])} s.</think><answer>{letter}</answer>",
+        },
     ]
     sentence = f"a {first['color']} square appears."
     grounding = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user_prompt(SENTENCE_GROUNDING_PROMPT.format(query=sentence))},
-        {"role": "assistant", "content": f"<think>The {first['color']} square is visible from about "
-                                         f"{_fmt(first['start'])} s to {_fmt(first['end'])} s.</think>"
-                                         f"<answer>The event happens in the {_fmt(first['start'])} - "
-                                         f"{_fmt(first['end'])} seconds</answer>"},
+        {
+            "role": "assistant",
+            "content": f"<think>The {first['color']} square is visible from about "
+            f"{_fmt(first['start'])} s to {_fmt(first['end'])} s.</think>"
+            f"<answer>The event happens in the {_fmt(first['start'])} - "
+            f"{_fmt(first['end'])} seconds</answer>",
+        },
     ]
     return [{"messages": qa, "videos": [video.path]}, {"messages": grounding, "videos": [video.path]}]
 
@@ -162,8 +175,10 @@ def _trajectory(
         final = f"<think>The clip shows a {first['color']} square.</think><answer>{letter}</answer>"
     else:
         question = SENTENCE_GROUNDING_PROMPT.format(query=f"a {first['color']} square appears.")
-        final = (f"<think>The {first['color']} square is visible in the clip.</think><answer>The event happens in "
-                 f"the {_fmt(first['start'])} - {_fmt(first['end'])} seconds</answer>")
+        final = (
+            f"<think>The {first['color']} square is visible in the clip.</think><answer>The event happens in "
+            f"the {_fmt(first['start'])} - {_fmt(first['end'])} seconds</answer>"
+        )
     messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": user_prompt(question)},
@@ -178,8 +193,11 @@ def _trajectory(
 
 def _write_clip(out: Path, rel: str, video: SyntheticVideo, start: float, end: float, width: int, height: int) -> None:
     """A pre-cut clip file: the source's events shifted to clip time (as the reference's OpenCV cut)."""
-    events = [Event(max(0.0, e["start"] - start), e["end"] - start, e["color"])
-              for e in video.events if e["end"] > start and e["start"] < end]
+    events = [
+        Event(max(0.0, e["start"] - start), e["end"] - start, e["color"])
+        for e in video.events
+        if e["end"] > start and e["start"] < end
+    ]
     num_frames = max(2, round((end - start) * video.fps))
     write_index_video(out / rel, num_frames=num_frames, fps=video.fps, width=width, height=height, events=events)
 
@@ -237,10 +255,18 @@ def make_synthetic(
         num_frames = int(round(duration * video_fps))
         events = _events(rng, duration)
         name = f"vid_{i:03d}"
-        video = SyntheticVideo(name, f"videos/{name}.mp4", num_frames / video_fps, video_fps, num_frames,
-                               [asdict(e) for e in events])
-        write_index_video(out / video.path, num_frames=num_frames, fps=video_fps, width=width, height=height,
-                          codec=codec, events=events)
+        video = SyntheticVideo(
+            name, f"videos/{name}.mp4", num_frames / video_fps, video_fps, num_frames, [asdict(e) for e in events]
+        )
+        write_index_video(
+            out / video.path,
+            num_frames=num_frames,
+            fps=video_fps,
+            width=width,
+            height=height,
+            codec=codec,
+            events=events,
+        )
         videos.append(video)
 
         qa, grounding = _rl_rows(video, rng)
@@ -251,13 +277,19 @@ def make_synthetic(
         image_rel = f"images/img_{i:03d}.png"
         _write_image(out / image_rel, events[0].color, width, height)
         options, letter = _options(rng, events[0].color)
-        sft_direct.append({
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                         {"role": "user", "content": "<image>\n" + _question_with_options(IMAGE_QUESTION, options)},
-                         {"role": "assistant", "content": f"<think>The square is {events[0].color}.</think>"
-                                                          f"<answer>{letter}</answer>"}],
-            "images": [image_rel],
-        })
+        sft_direct.append(
+            {
+                "messages": [
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": "<image>\n" + _question_with_options(IMAGE_QUESTION, options)},
+                    {
+                        "role": "assistant",
+                        "content": f"<think>The square is {events[0].color}.</think><answer>{letter}</answer>",
+                    },
+                ],
+                "images": [image_rel],
+            }
+        )
 
         for calls in sft_calls:
             for repeat in range(sft_trajectories_per_video):
@@ -270,8 +302,12 @@ def make_synthetic(
                         _write_clip(out, rel, video, start, end, width, height)
                 sft_clips.append({"messages": messages, "videos": [video.path, *clip_files]})
                 if calls == 1:  # clip given as a range
-                    sft_ranges.append({"messages": messages, "videos": [
-                        video.path, *({"video": video.path, "clip": list(r)} for r in ranges)]})
+                    sft_ranges.append(
+                        {
+                            "messages": messages,
+                            "videos": [video.path, *({"video": video.path, "clip": list(r)} for r in ranges)],
+                        }
+                    )
                 else:  # clips derived from the tool calls: only the main video is listed
                     sft_ranges.append({"messages": messages, "videos": [video.path]})
 
@@ -289,27 +325,45 @@ def make_synthetic(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(
         description="Write a small synthetic VideoTemp-o3 dataset: videos with coloured-square events and matching "
-                    "RL (rl/qa.jsonl, rl/grounding.jsonl) and SFT (sft/wo_tool_call, sft/wi_tool_call) jsonl in "
-                    "the reference format, paths relative to OUT_DIR.",
+        "RL (rl/qa.jsonl, rl/grounding.jsonl) and SFT (sft/wo_tool_call, sft/wi_tool_call) jsonl in "
+        "the reference format, paths relative to OUT_DIR.",
     )
     parser.add_argument("out_dir", help="output directory (created; existing files with the same names are replaced)")
-    parser.add_argument("--n-videos", type=int, default=4, help="number of source videos (default 4); each gives "
-                        "1 qa + 1 grounding RL row, 3 direct SFT rows and the tool-call trajectories below")
+    parser.add_argument(
+        "--n-videos",
+        type=int,
+        default=4,
+        help="number of source videos (default 4); each gives "
+        "1 qa + 1 grounding RL row, 3 direct SFT rows and the tool-call trajectories below",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of durations, events and options (default 0)")
     parser.add_argument("--width", type=int, default=64, help="frame width in pixels, even (default 64)")
     parser.add_argument("--height", type=int, default=48, help="frame height in pixels, even (default 48)")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate of every video (default: 4-8, drawn per "
-                        "video)")
+    parser.add_argument(
+        "--fps", type=float, default=None, help="frame rate of every video (default: 4-8, drawn per video)"
+    )
     parser.add_argument("--min-seconds", type=float, default=10.0, help="shortest video in seconds, >= 8 (default 10)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest video in seconds (default 30)")
     parser.add_argument("--codec", default="libx264", help="video encoder: libx264 or mpeg4 (default libx264)")
-    parser.add_argument("--sft-calls", default="1,2", help="tool calls per SFT trajectory, comma-separated: '1,2' "
-                        "(default: a one-call and a two-call trajectory per video) or '1' (one-call only: a consistent "
-                        "call-then-answer pattern, what a tiny model learns the protocol from)")
-    parser.add_argument("--sft-tasks", default="qa", help="questions of the tool-call trajectories, comma-separated, "
-                        "taken in turn: 'qa' (default) or 'qa,grounding'")
-    parser.add_argument("--sft-trajectories-per-video", type=int, default=1, help="tool-call trajectories per video "
-                        "and call count (default 1)")
+    parser.add_argument(
+        "--sft-calls",
+        default="1,2",
+        help="tool calls per SFT trajectory, comma-separated: '1,2' "
+        "(default: a one-call and a two-call trajectory per video) or '1' (one-call only: a consistent "
+        "call-then-answer pattern, what a tiny model learns the protocol from)",
+    )
+    parser.add_argument(
+        "--sft-tasks",
+        default="qa",
+        help="questions of the tool-call trajectories, comma-separated, "
+        "taken in turn: 'qa' (default) or 'qa,grounding'",
+    )
+    parser.add_argument(
+        "--sft-trajectories-per-video",
+        type=int,
+        default=1,
+        help="tool-call trajectories per video and call count (default 1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -318,12 +372,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --sft-calls must be comma-separated integers, got {args.sft_calls!r}", file=sys.stderr)
         return 2
     try:
-        data = make_synthetic(args.out_dir, n_videos=args.n_videos, seed=args.seed, width=args.width,
-                              height=args.height, fps=args.fps, min_seconds=args.min_seconds,
-                              max_seconds=args.max_seconds, codec=args.codec, sft_calls=calls,
-                              sft_tasks=[t.strip() for t in args.sft_tasks.split(",") if t.strip()],
-                              sft_trajectories_per_video=args.sft_trajectories_per_video,
-                              progress=not args.no_progress)
+        data = make_synthetic(
+            args.out_dir,
+            n_videos=args.n_videos,
+            seed=args.seed,
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
+            min_seconds=args.min_seconds,
+            max_seconds=args.max_seconds,
+            codec=args.codec,
+            sft_calls=calls,
+            sft_tasks=[t.strip() for t in args.sft_tasks.split(",") if t.strip()],
+            sft_trajectories_per_video=args.sft_trajectories_per_video,
+            progress=not args.no_progress,
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -32,8 +32,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from tools.cli import ArgumentParser
 from tools import protocol
+from tools.cli import ArgumentParser
 
 Family = Literal["qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl")
@@ -220,7 +220,10 @@ def _build_processor(family: Family, tokenizer):
         image_processor = Qwen2VLImageProcessor(size=dict(size), patch_size=14, temporal_patch_size=2, merge_size=2)
         video_processor = Qwen2VLVideoProcessor(size=dict(size), patch_size=14, temporal_patch_size=2, merge_size=2)
         return Qwen2_5_VLProcessor(
-            image_processor=image_processor, video_processor=video_processor, tokenizer=tokenizer, chat_template=template
+            image_processor=image_processor,
+            video_processor=video_processor,
+            tokenizer=tokenizer,
+            chat_template=template,
         )
     from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
 

@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools.cli import ArgumentParser
-from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
     DURATION_TOLERANCE_S,
     LETTERS,
@@ -50,11 +48,11 @@ from data_prep.common import (
     answer_letter,
     answer_text,
     check_arguments,
-    interrupted,
     check_letter,
     check_segments,
     clamp_segments,
     format_options,
+    interrupted,
     media_path,
     option_letters_in_text,
     parse_inputs,
@@ -67,15 +65,17 @@ from data_prep.common import (
     split_result,
     write_outputs,
 )
+from data_prep.release_layout import resolve_inputs
 from reward_fns.answer_parsing import answer_segments
+from tools.cli import ArgumentParser
 from tools.protocol import (
     AGENT_NAME,
+    SYSTEM_PROMPT,
     TOOL_NAME,
     TRAIN_MAX_FRAMES,
     TRAIN_PIXELS,
     VIDEO_FPS,
     VIDEO_PLACEHOLDER,
-    SYSTEM_PROMPT,
     user_prompt,
 )
 
@@ -93,8 +93,13 @@ class VideoSettings:
     max_pixels: int = TRAIN_PIXELS
 
     def entry(self, path: str) -> dict[str, Any]:
-        return {"video": path, "fps": self.fps, "max_frames": self.max_frames,
-                "min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
+        return {
+            "video": path,
+            "fps": self.fps,
+            "max_frames": self.max_frames,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+        }
 
 
 @dataclass
@@ -114,23 +119,42 @@ def _schema() -> Any:
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    video = pa.struct([("video", pa.string()), ("fps", pa.float64()), ("max_frames", pa.int64()),
-                       ("min_pixels", pa.int64()), ("max_pixels", pa.int64())])
+    video = pa.struct(
+        [
+            ("video", pa.string()),
+            ("fps", pa.float64()),
+            ("max_frames", pa.int64()),
+            ("min_pixels", pa.int64()),
+            ("max_pixels", pa.int64()),
+        ]
+    )
     segments = pa.list_(pa.list_(pa.float64()))
     ground_truth = pa.struct([("data_type", pa.string()), ("answer", pa.string()), ("timestamps", segments)])
     create_kwargs = pa.struct([("video", pa.string()), ("duration", pa.float64())])
     tools_kwargs = pa.struct([(TOOL_NAME, pa.struct([("create_kwargs", create_kwargs)]))])
-    extra_info = pa.struct([
-        ("index", pa.int64()), ("data_type", pa.string()), ("duration", pa.float64()),
-        ("video_path", pa.string()), ("question", pa.string()), ("source", pa.string()),
-        ("need_tools_kwargs", pa.bool_()), ("tools_kwargs", tools_kwargs),
-    ])
-    return pa.schema([
-        ("data_source", pa.string()), ("agent_name", pa.string()), ("prompt", pa.list_(message)),
-        ("videos", pa.list_(video)), ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", ground_truth)])),
-        ("extra_info", extra_info),
-    ])
+    extra_info = pa.struct(
+        [
+            ("index", pa.int64()),
+            ("data_type", pa.string()),
+            ("duration", pa.float64()),
+            ("video_path", pa.string()),
+            ("question", pa.string()),
+            ("source", pa.string()),
+            ("need_tools_kwargs", pa.bool_()),
+            ("tools_kwargs", tools_kwargs),
+        ]
+    )
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("agent_name", pa.string()),
+            ("prompt", pa.list_(message)),
+            ("videos", pa.list_(video)),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", ground_truth)])),
+            ("extra_info", extra_info),
+        ]
+    )
 
 
 def _data_type(row: dict[str, Any]) -> str:
@@ -142,7 +166,12 @@ def _data_type(row: dict[str, Any]) -> str:
 
 def own_system_prompt(messages: Any) -> str | None:
     """The text of a row's leading system message, or None when it has none (or an empty one)."""
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict) and messages[0].get("role") == "system":
+    if (
+        isinstance(messages, list)
+        and messages
+        and isinstance(messages[0], dict)
+        and messages[0].get("role") == "system"
+    ):
         content = messages[0].get("content")
         if not isinstance(content, str):
             raise RowError("the system message content must be a string")
@@ -178,8 +207,10 @@ def parse_reference_row(row: dict[str, Any], video_root: str | None) -> tuple[st
         raise RowError("videos must be a list")
     placeholders = content.count(VIDEO_PLACEHOLDER)
     if placeholders != 1 or len(videos) != 1:
-        raise RowError(f"mismatched <video> count: {placeholders} placeholder(s) in the user turn, "
-                       f"{len(videos)} video(s); expected 1 and 1")
+        raise RowError(
+            f"mismatched <video> count: {placeholders} placeholder(s) in the user turn, "
+            f"{len(videos)} video(s); expected 1 and 1"
+        )
     question = strip_instructions(content.replace(VIDEO_PLACEHOLDER, "").strip(), own_system_prompt(row["messages"]))
     if not question:
         raise RowError("the user turn has no question text")
@@ -251,16 +282,26 @@ def _answer_segment(text: str) -> list[tuple[float, float]]:
     return segments
 
 
-def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSettings, data_source: str,
-              fixes: Fixes | None = None, replace_system_prompt: bool = False) -> dict[str, Any]:
+def build_row(
+    parsed: ParsedRow,
+    info: MediaInfo,
+    index: int,
+    settings: VideoSettings,
+    data_source: str,
+    fixes: Fixes | None = None,
+    replace_system_prompt: bool = False,
+) -> dict[str, Any]:
     """The parquet row for one checked input row (evidence ends past the duration are clamped and counted)."""
     clamped = check_segments(parsed.timestamps, info.duration)
     if fixes is not None:
         fixes.add(f"evidence end past the video by <= {DURATION_TOLERANCE_S:g} s, clamped to its duration", clamped)
     system = SYSTEM_PROMPT if replace_system_prompt or parsed.system is None else parsed.system
     duration = round(info.duration, 3)
-    ground_truth = {"data_type": parsed.data_type, "answer": parsed.answer,
-                    "timestamps": clamp_segments(parsed.timestamps, info.duration)}
+    ground_truth = {
+        "data_type": parsed.data_type,
+        "answer": parsed.answer,
+        "timestamps": clamp_segments(parsed.timestamps, info.duration),
+    }
     return {
         "data_source": f"{data_source}_{parsed.data_type}",
         "agent_name": AGENT_NAME,
@@ -269,8 +310,12 @@ def build_row(parsed: ParsedRow, info: MediaInfo, index: int, settings: VideoSet
         "ability": ABILITY[parsed.data_type],
         "reward_model": {"style": "rule", "ground_truth": ground_truth},
         "extra_info": {
-            "index": index, "data_type": parsed.data_type, "duration": duration,
-            "video_path": parsed.video, "question": parsed.question, "source": parsed.source,
+            "index": index,
+            "data_type": parsed.data_type,
+            "duration": duration,
+            "video_path": parsed.video,
+            "question": parsed.question,
+            "source": parsed.source,
             "need_tools_kwargs": True,
             "tools_kwargs": {TOOL_NAME: {"create_kwargs": {"video": parsed.video, "duration": duration}}},
         },
@@ -304,33 +349,57 @@ def convert(
             rows.append(build_row(item, info, len(rows), settings, data_source, fixes, replace_system_prompt))
         except Exception as err:  # noqa: BLE001 - one bad row never stops a conversion
             rejects.append(reject_at(item.source, err))
-    keys = [hashlib.sha1(f"{r['videos'][0]['video']}\n{r['extra_info']['question']}".encode()).hexdigest() for r in rows]
+    keys = [
+        hashlib.sha1(f"{r['videos'][0]['video']}\n{r['extra_info']['question']}".encode()).hexdigest() for r in rows
+    ]
     return split_result(rows, keys, rejects, val_fraction, seed, fixes)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         description="Convert VideoTemp-o3 RL jsonl (reference or plain schema) into verl parquet for RLHFDataset "
-                    "and the videotemp_agent loop. Writes OUT/train.parquet, OUT/val.parquet (with --val-fraction) "
-                    "and OUT/rejects.jsonl (file, line, reason of every rejected row).",
+        "and the videotemp_agent loop. Writes OUT/train.parquet, OUT/val.parquet (with --val-fraction) "
+        "and OUT/rejects.jsonl (file, line, reason of every rejected row).",
     )
-    parser.add_argument("inputs", nargs="+", help="input jsonl files (reference schema with messages/videos/"
-                        "data_type/timestamp/solution, or plain schema with video/question/options/answer/"
-                        "timestamps/data_type; both may be mixed)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="input jsonl files (reference schema with messages/videos/"
+        "data_type/timestamp/solution, or plain schema with video/question/options/answer/"
+        "timestamps/data_type; both may be mixed)",
+    )
     add_common_arguments(parser, "video")
-    parser.add_argument("--fps", type=float, default=VIDEO_FPS, help=f"prompt-video sampling rate written to every "
-                        f"row (default {VIDEO_FPS})")
-    parser.add_argument("--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"prompt-video frame cap "
-                        f"(default {TRAIN_MAX_FRAMES})")
-    parser.add_argument("--min-pixels", type=int, default=TRAIN_PIXELS, help=f"minimum pixels per frame "
-                        f"(default {TRAIN_PIXELS} = 224x224 area)")
-    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS, help=f"maximum pixels per frame "
-                        f"(default {TRAIN_PIXELS})")
-    parser.add_argument("--data-source", default="videotemp_o3", help="data_source prefix; rows get "
-                        "'<prefix>_qa' or '<prefix>_grounding' (validation metrics are grouped by it)")
-    parser.add_argument("--replace-system-prompt", action="store_true", help="give every row the protocol's system "
-                        "prompt (default: keep a row's own system prompt, the text the release trained on; rows "
-                        "without one get the protocol's)")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=VIDEO_FPS,
+        help=f"prompt-video sampling rate written to every row (default {VIDEO_FPS})",
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"prompt-video frame cap (default {TRAIN_MAX_FRAMES})"
+    )
+    parser.add_argument(
+        "--min-pixels",
+        type=int,
+        default=TRAIN_PIXELS,
+        help=f"minimum pixels per frame (default {TRAIN_PIXELS} = 224x224 area)",
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, default=TRAIN_PIXELS, help=f"maximum pixels per frame (default {TRAIN_PIXELS})"
+    )
+    parser.add_argument(
+        "--data-source",
+        default="videotemp_o3",
+        help="data_source prefix; rows get "
+        "'<prefix>_qa' or '<prefix>_grounding' (validation metrics are grouped by it)",
+    )
+    parser.add_argument(
+        "--replace-system-prompt",
+        action="store_true",
+        help="give every row the protocol's system "
+        "prompt (default: keep a row's own system prompt, the text the release trained on; rows "
+        "without one get the protocol's)",
+    )
     return parser
 
 
@@ -350,10 +419,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         result = convert(
-            args.inputs, video_root=args.video_root,
+            args.inputs,
+            video_root=args.video_root,
             settings=VideoSettings(args.fps, args.max_frames, args.min_pixels, args.max_pixels),
-            data_source=args.data_source, cache=cache, workers=args.workers,
-            val_fraction=args.val_fraction, seed=args.seed, progress=not args.no_progress,
+            data_source=args.data_source,
+            cache=cache,
+            workers=args.workers,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            progress=not args.no_progress,
             replace_system_prompt=args.replace_system_prompt,
         )
     except KeyboardInterrupt:

@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools.cli import ArgumentParser
-from data_prep.release_layout import resolve_inputs
 from data_prep.common import (
     DURATION_TOLERANCE_S,
     Fixes,
@@ -60,6 +58,8 @@ from data_prep.common import (
     split_result,
     write_outputs,
 )
+from data_prep.release_layout import resolve_inputs
+from tools.cli import ArgumentParser
 from tools.protocol import (
     CLIP_FPS,
     CLIP_MAX_FRAMES,
@@ -100,12 +100,15 @@ class SftSettings:
     def video_entry(self, path: str, role: str, start: float | None = None, end: float | None = None) -> dict[str, Any]:
         clip = role == "clip"
         return {
-            "video": path, "role": role,
+            "video": path,
+            "role": role,
             "fps": self.clip_fps if clip else self.fps,
             "min_frames": self.clip_min_frames if clip else MAIN_MIN_FRAMES,
             "max_frames": self.clip_max_frames if clip else self.max_frames,
-            "min_pixels": self.min_pixels, "max_pixels": self.max_pixels,
-            "video_start": start, "video_end": end,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "video_start": start,
+            "video_end": end,
         }
 
     def image_entry(self, path: str) -> dict[str, Any]:
@@ -136,20 +139,38 @@ def _schema() -> Any:
     import pyarrow as pa
 
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    video = pa.struct([
-        ("video", pa.string()), ("role", pa.string()), ("fps", pa.float64()), ("min_frames", pa.int64()),
-        ("max_frames", pa.int64()), ("min_pixels", pa.int64()), ("max_pixels", pa.int64()),
-        ("video_start", pa.float64()), ("video_end", pa.float64()),
-    ])
+    video = pa.struct(
+        [
+            ("video", pa.string()),
+            ("role", pa.string()),
+            ("fps", pa.float64()),
+            ("min_frames", pa.int64()),
+            ("max_frames", pa.int64()),
+            ("min_pixels", pa.int64()),
+            ("max_pixels", pa.int64()),
+            ("video_start", pa.float64()),
+            ("video_end", pa.float64()),
+        ]
+    )
     image = pa.struct([("image", pa.string()), ("min_pixels", pa.int64()), ("max_pixels", pa.int64())])
-    extra_info = pa.struct([
-        ("index", pa.int64()), ("source", pa.string()), ("n_assistant_turns", pa.int64()),
-        ("n_tool_calls", pa.int64()), ("n_clips", pa.int64()),
-    ])
-    return pa.schema([
-        ("messages", pa.list_(message)), ("videos", pa.list_(video)), ("images", pa.list_(image)),
-        ("data_source", pa.string()), ("extra_info", extra_info),
-    ])
+    extra_info = pa.struct(
+        [
+            ("index", pa.int64()),
+            ("source", pa.string()),
+            ("n_assistant_turns", pa.int64()),
+            ("n_tool_calls", pa.int64()),
+            ("n_clips", pa.int64()),
+        ]
+    )
+    return pa.schema(
+        [
+            ("messages", pa.list_(message)),
+            ("videos", pa.list_(video)),
+            ("images", pa.list_(image)),
+            ("data_source", pa.string()),
+            ("extra_info", extra_info),
+        ]
+    )
 
 
 def _without_instructions(text: str, instructions: set[str]) -> str:
@@ -180,18 +201,28 @@ def _messages(raw: Any, settings: SftSettings) -> list[dict[str, str]]:
     if first_user is not None:
         first_user["content"] = _without_instructions(first_user["content"], {SYSTEM_PROMPT, own or ""})
     roles = [m["role"] for m in messages[1:]]
-    if not roles or roles[-1] != "assistant" or any(r != ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles)):
-        raise RowError(f"turns must alternate user/assistant after the system prompt and end with assistant, got {roles}")
+    if (
+        not roles
+        or roles[-1] != "assistant"
+        or any(r != ("user" if i % 2 == 0 else "assistant") for i, r in enumerate(roles))
+    ):
+        raise RowError(
+            f"turns must alternate user/assistant after the system prompt and end with assistant, got {roles}"
+        )
     assistant = [m["content"] for m in messages if m["role"] == "assistant"]
     if len(assistant) > MAX_ASSISTANT_TURNS:
         raise RowError(f"{len(assistant)} assistant turns; the protocol allows at most {MAX_ASSISTANT_TURNS}")
     if not settings.keep_malformed_turns:
         for k, text in enumerate(assistant):
             if not is_well_formed_turn(text):
-                raise RowError(f"assistant turn {k + 1} is not <think>..</think><tool_call>..</tool_call> or "
-                               f"<think>..</think><answer>..</answer>: {text[:80]!r}")
+                raise RowError(
+                    f"assistant turn {k + 1} is not <think>..</think><tool_call>..</tool_call> or "
+                    f"<think>..</think><answer>..</answer>: {text[:80]!r}"
+                )
     for message in messages:
-        if message["role"] != "user" and (VIDEO_PLACEHOLDER in message["content"] or IMAGE_PLACEHOLDER in message["content"]):
+        if message["role"] != "user" and (
+            VIDEO_PLACEHOLDER in message["content"] or IMAGE_PLACEHOLDER in message["content"]
+        ):
             raise RowError(f"a {message['role']} turn holds a media placeholder")
     return messages
 
@@ -225,8 +256,10 @@ def parse_row(row: dict[str, Any], source: str, root: str | None, settings: SftS
     image_paths = [resolve_path(media_path(i), root) for i in images]
     for path in image_paths:
         if media_kind(path) != "image":
-            raise RowError(f"images entry {path} is not an image file (suffix {Path(path).suffix or 'none'!r}); "
-                           "list videos under 'videos'")
+            raise RowError(
+                f"images entry {path} is not an image file (suffix {Path(path).suffix or 'none'!r}); "
+                "list videos under 'videos'"
+            )
     parsed = ParsedSft(source, messages, [], images=image_paths, data_source=own_source or data_source)
     if len(videos) == sum(counts):
         roles = [("main" if i <= first_user else "clip") for i, c in enumerate(counts) for _ in range(c)]
@@ -241,8 +274,10 @@ def parse_row(row: dict[str, Any], source: str, root: str | None, settings: SftS
                     raise RowError(f"message {i} has <video> but the turn before it is not a tool call")
                 parsed.derive[i] = count
     else:
-        raise RowError(f"mismatched <video> count: {sum(counts)} placeholder(s) ({n_main} in the first user turn), "
-                       f"{len(videos)} video(s)")
+        raise RowError(
+            f"mismatched <video> count: {sum(counts)} placeholder(s) ({n_main} in the first user turn), "
+            f"{len(videos)} video(s)"
+        )
     if any(s.role == "main" and s.start is not None for s in parsed.slots):
         raise RowError("the main video of the first user turn cannot be a clip range")
     return parsed
@@ -256,14 +291,17 @@ def _derived_slots(parsed: ParsedSft, info: MediaInfo) -> list[VideoSlot]:
         call = parse_turn(parsed.messages[i - 1]["content"]).tool_call
         clips = validate_ranges(call.ranges if call else (), info.duration).clips
         if len(clips) != count:
-            raise RowError(f"mismatched <video> count: message {i} has {count} placeholder(s) but the tool call "
-                           f"before it gives {len(clips)} valid clip(s)")
+            raise RowError(
+                f"mismatched <video> count: message {i} has {count} placeholder(s) but the tool call "
+                f"before it gives {len(clips)} valid clip(s)"
+            )
         slots.extend(VideoSlot(main.path, "clip", c.start, c.end) for c in clips)
     return slots
 
 
-def build_row(parsed: ParsedSft, infos: dict[str, MediaInfo], index: int, settings: SftSettings,
-              fixes: Fixes | None = None) -> dict[str, Any]:
+def build_row(
+    parsed: ParsedSft, infos: dict[str, MediaInfo], index: int, settings: SftSettings, fixes: Fixes | None = None
+) -> dict[str, Any]:
     """The parquet row of one parsed input row, after the media checks."""
     for path in [s.path for s in parsed.slots] + parsed.images:
         if not infos[path].ok:
@@ -283,7 +321,9 @@ def build_row(parsed: ParsedSft, infos: dict[str, MediaInfo], index: int, settin
         "images": [settings.image_entry(p) for p in parsed.images],
         "data_source": parsed.data_source,
         "extra_info": {
-            "index": index, "source": parsed.source, "n_assistant_turns": len(assistant),
+            "index": index,
+            "source": parsed.source,
+            "n_assistant_turns": len(assistant),
             "n_tool_calls": sum(parse_turn(t).kind == "tool_call" for t in assistant),
             "n_clips": sum(s.role == "clip" for s in slots),
         },
@@ -311,7 +351,8 @@ def convert(
     root = os.fspath(video_root) if video_root is not None else None
     fixes = Fixes()
     parsed, rejects = parse_inputs(
-        inputs, lambda row, source, path: parse_row(row, source, root, settings, data_source or _default_data_source(path))
+        inputs,
+        lambda row, source, path: parse_row(row, source, root, settings, data_source or _default_data_source(path)),
     )
     media = [s.path for p in parsed for s in p.slots] + [i for p in parsed for i in p.images]
     infos = probe_media(media, cache or ProbeCache(None), workers=workers, progress=progress)
@@ -321,44 +362,78 @@ def convert(
             rows.append(build_row(item, infos, len(rows), settings, fixes))
         except Exception as err:  # noqa: BLE001 - one bad row never stops a conversion
             rejects.append(reject_at(item.source, err))
-    keys = [hashlib.sha1(json.dumps([r["messages"], r["videos"], r["images"]], sort_keys=True).encode()).hexdigest()
-            for r in rows]
+    keys = [
+        hashlib.sha1(json.dumps([r["messages"], r["videos"], r["images"]], sort_keys=True).encode()).hexdigest()
+        for r in rows
+    ]
     return split_result(rows, keys, rejects, val_fraction, seed, fixes)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         description="Convert VideoTemp-o3 SFT jsonl (reference format: messages with <video>/<image> placeholders, "
-                    "videos, images) into parquet for verl's SFT trainer with the recipe's dataset class. Writes "
-                    "OUT/train.parquet, OUT/val.parquet (with --val-fraction) and OUT/rejects.jsonl.",
+        "videos, images) into parquet for verl's SFT trainer with the recipe's dataset class. Writes "
+        "OUT/train.parquet, OUT/val.parquet (with --val-fraction) and OUT/rejects.jsonl.",
     )
-    parser.add_argument("inputs", nargs="+", help="input jsonl files (e.g. sft/data/wo_tool_call/*.jsonl "
-                        "sft/data/wi_tool_call/*.jsonl)")
+    parser.add_argument(
+        "inputs", nargs="+", help="input jsonl files (e.g. sft/data/wo_tool_call/*.jsonl sft/data/wi_tool_call/*.jsonl)"
+    )
     add_common_arguments(parser, "video/image")
     parser.add_argument("--fps", type=float, default=VIDEO_FPS, help=f"main-video sampling rate (default {VIDEO_FPS})")
-    parser.add_argument("--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"main-video frame cap "
-                        f"(default {TRAIN_MAX_FRAMES})")
-    parser.add_argument("--min-pixels", type=int, default=TRAIN_PIXELS, help=f"minimum pixels per video frame, main "
-                        f"and clips (default {TRAIN_PIXELS} = 224x224 area)")
-    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS, help=f"maximum pixels per video frame "
-                        f"(default {TRAIN_PIXELS})")
+    parser.add_argument(
+        "--max-frames", type=int, default=TRAIN_MAX_FRAMES, help=f"main-video frame cap (default {TRAIN_MAX_FRAMES})"
+    )
+    parser.add_argument(
+        "--min-pixels",
+        type=int,
+        default=TRAIN_PIXELS,
+        help=f"minimum pixels per video frame, main and clips (default {TRAIN_PIXELS} = 224x224 area)",
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, default=TRAIN_PIXELS, help=f"maximum pixels per video frame (default {TRAIN_PIXELS})"
+    )
     parser.add_argument("--clip-fps", type=float, default=CLIP_FPS, help=f"clip sampling rate (default {CLIP_FPS})")
-    parser.add_argument("--clip-min-frames", type=int, default=CLIP_MIN_FRAMES, help=f"fewest frames per clip "
-                        f"(default {CLIP_MIN_FRAMES})")
-    parser.add_argument("--clip-max-frames", type=int, default=CLIP_MAX_FRAMES, help=f"most frames per clip "
-                        f"(default {CLIP_MAX_FRAMES})")
-    parser.add_argument("--image-min-pixels", type=int, default=IMAGE_MIN_PIXELS, help=f"minimum pixels per image "
-                        f"(default {IMAGE_MIN_PIXELS})")
-    parser.add_argument("--image-max-pixels", type=int, default=EVAL_PIXELS, help=f"maximum pixels per image "
-                        f"(default {EVAL_PIXELS} = 448x448 area)")
-    parser.add_argument("--replace-system-prompt", action="store_true", help="give every row the protocol's system "
-                        "prompt (default: keep a row's own system prompt, the text the release trained on; rows "
-                        "without one get the protocol's)")
+    parser.add_argument(
+        "--clip-min-frames",
+        type=int,
+        default=CLIP_MIN_FRAMES,
+        help=f"fewest frames per clip (default {CLIP_MIN_FRAMES})",
+    )
+    parser.add_argument(
+        "--clip-max-frames", type=int, default=CLIP_MAX_FRAMES, help=f"most frames per clip (default {CLIP_MAX_FRAMES})"
+    )
+    parser.add_argument(
+        "--image-min-pixels",
+        type=int,
+        default=IMAGE_MIN_PIXELS,
+        help=f"minimum pixels per image (default {IMAGE_MIN_PIXELS})",
+    )
+    parser.add_argument(
+        "--image-max-pixels",
+        type=int,
+        default=EVAL_PIXELS,
+        help=f"maximum pixels per image (default {EVAL_PIXELS} = 448x448 area)",
+    )
+    parser.add_argument(
+        "--replace-system-prompt",
+        action="store_true",
+        help="give every row the protocol's system "
+        "prompt (default: keep a row's own system prompt, the text the release trained on; rows "
+        "without one get the protocol's)",
+    )
     parser.add_argument("--keep-system-prompt", action="store_true", help=argparse.SUPPRESS)  # the default now
-    parser.add_argument("--keep-malformed-turns", action="store_true", help="keep rows whose assistant turns do not "
-                        "have one of the protocol's two strict shapes (default: reject them)")
-    parser.add_argument("--data-source", default=None, help="data_source of every row (default: "
-                        "'<parent dir>/<file stem>' of each input, e.g. wi_tool_call/activitynet)")
+    parser.add_argument(
+        "--keep-malformed-turns",
+        action="store_true",
+        help="keep rows whose assistant turns do not "
+        "have one of the protocol's two strict shapes (default: reject them)",
+    )
+    parser.add_argument(
+        "--data-source",
+        default=None,
+        help="data_source of every row (default: "
+        "'<parent dir>/<file stem>' of each input, e.g. wi_tool_call/activitynet)",
+    )
     return parser
 
 
@@ -376,15 +451,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     cache = ProbeCache(cache_path)
     settings = SftSettings(
-        args.fps, args.max_frames, args.min_pixels, args.max_pixels, args.clip_fps, args.clip_min_frames,
-        args.clip_max_frames, args.image_min_pixels, args.image_max_pixels, args.replace_system_prompt,
+        args.fps,
+        args.max_frames,
+        args.min_pixels,
+        args.max_pixels,
+        args.clip_fps,
+        args.clip_min_frames,
+        args.clip_max_frames,
+        args.image_min_pixels,
+        args.image_max_pixels,
+        args.replace_system_prompt,
         args.keep_malformed_turns,
     )
     started = time.perf_counter()
     try:
-        result = convert(args.inputs, video_root=args.video_root, settings=settings, data_source=args.data_source,
-                         cache=cache, workers=args.workers, val_fraction=args.val_fraction, seed=args.seed,
-                         progress=not args.no_progress)
+        result = convert(
+            args.inputs,
+            video_root=args.video_root,
+            settings=settings,
+            data_source=args.data_source,
+            cache=cache,
+            workers=args.workers,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
     except KeyboardInterrupt:
         return interrupted("prepare_sft", cache)
     cache.save()

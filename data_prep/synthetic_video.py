@@ -222,7 +222,9 @@ def write_index_video(
 
 def _container_format(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    return {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "mov", ".webm": "webm"}.get(suffix, suffix[1:] or None)
+    return {".mp4": "mp4", ".mkv": "matroska", ".avi": "avi", ".mov": "mov", ".webm": "webm"}.get(
+        suffix, suffix[1:] or None
+    )
 
 
 def write_corrupt_video(path: str | os.PathLike, *, mode: str = "garbage") -> Path:
@@ -276,14 +278,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keyint", type=int, default=None, help="keyframe interval in frames (encoder default)")
     parser.add_argument("--preset", default=None, help="x264 preset, e.g. ultrafast for long videos")
     parser.add_argument(
-        "--event", type=_parse_event, action="append", default=[],
+        "--event",
+        type=_parse_event,
+        action="append",
+        default=[],
         help="coloured square START:END:COLOR in seconds, e.g. 2:4:red (repeatable)",
     )
     args = parser.parse_args(argv)
     num_frames = max(1, round(args.seconds * args.fps))
     out = write_index_video(
-        args.output, num_frames=num_frames, fps=args.fps, width=args.width, height=args.height,
-        codec=args.codec, keyint=args.keyint, events=args.event, preset=args.preset, progress=True,
+        args.output,
+        num_frames=num_frames,
+        fps=args.fps,
+        width=args.width,
+        height=args.height,
+        codec=args.codec,
+        keyint=args.keyint,
+        events=args.event,
+        preset=args.preset,
+        progress=True,
     )
     print(out)
 

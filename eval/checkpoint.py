@@ -74,9 +74,12 @@ def merge_fsdp_checkpoint(actor_dir: Path, target_dir: Path) -> Path:
     from verl.model_merger.fsdp_model_merger import FSDPModelMerger
 
     if not (actor_dir / "huggingface" / "config.json").is_file():
-        raise CheckpointError(f"{actor_dir}: no huggingface/config.json next to the shards (saved by verl's checkpoint manager)")
+        raise CheckpointError(
+            f"{actor_dir}: no huggingface/config.json next to the shards (saved by verl's checkpoint manager)"
+        )
     if not (actor_dir / "fsdp_config.json").is_file():
         raise CheckpointError(f"{actor_dir}: no fsdp_config.json (needed to know the world size of the shards)")
+
     def fill(tmp: Path) -> None:
         config = ModelMergerConfig(
             operation="merge",
@@ -146,7 +149,9 @@ def _from_hub_cache(repo_id: str, revision: str | None, cache: Path) -> tuple[Pa
     return None
 
 
-def resolve_hub_model(repo_id: str, revision: str | None = None, mirror: str | os.PathLike | None = None) -> tuple[str, str | None]:
+def resolve_hub_model(
+    repo_id: str, revision: str | None = None, mirror: str | os.PathLike | None = None
+) -> tuple[str, str | None]:
     """(local model directory, commit or None) of hub model ``repo_id``: local mirror, hub cache, else a download.
 
     A mirror holds ``<mirror>/<org>/<name>`` (or ``<org>--<name>``), a model directory; its commit is read from
@@ -160,7 +165,9 @@ def resolve_hub_model(repo_id: str, revision: str | None = None, mirror: str | o
                 rev_file = candidate / "revision.txt"
                 commit = _git_commit(candidate) or (rev_file.read_text().strip() if rev_file.is_file() else None)
                 if revision and commit and revision != commit:
-                    raise CheckpointError(f"{candidate}: the mirror holds revision {commit}, not the requested {revision}")
+                    raise CheckpointError(
+                        f"{candidate}: the mirror holds revision {commit}, not the requested {revision}"
+                    )
                 return str(candidate), commit
         found = _from_hub_cache(repo_id, revision, Path(mirror))  # a mirror laid out as a hub cache
         if found:
@@ -170,13 +177,17 @@ def resolve_hub_model(repo_id: str, revision: str | None = None, mirror: str | o
         return str(found[0]), found[1]
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         where = f"the mirror {mirror} nor " if mirror else ""
-        raise CheckpointError(f"{repo_id}: not in {where}the Hugging Face cache {_hub_cache_dir()}, and HF_HUB_OFFLINE is set")
+        raise CheckpointError(
+            f"{repo_id}: not in {where}the Hugging Face cache {_hub_cache_dir()}, and HF_HUB_OFFLINE is set"
+        )
     from huggingface_hub import snapshot_download
 
     try:
         path = Path(snapshot_download(repo_id=repo_id, revision=revision))
     except Exception as exc:  # network, auth, unknown repo: one clear line
-        raise CheckpointError(f"{repo_id}: download from the Hugging Face hub failed ({exc.__class__.__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{repo_id}: download from the Hugging Face hub failed ({exc.__class__.__name__}: {exc})"
+        ) from None
     return str(path), path.name if _COMMIT_RE.fullmatch(path.name) else revision
 
 
@@ -210,11 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m eval.checkpoint CKPT``: print the HF model directory for a checkpoint (merging once)."""
     from tools.cli import ArgumentParser, quiet_verl_warnings
 
-    parser = ArgumentParser(description="Print a loadable HF model path for a HF dir, hub id or verl checkpoint "
-                                     "(FSDP shards are merged once into a cache directory).")
-    parser.add_argument("model", help="HF model dir or hub id, or a verl checkpoint: trainer.default_local_dir, "
-                        "global_step_N/ or its actor/")
-    parser.add_argument("--cache-dir", type=Path, default=None, help=f"where merged models go (default {default_cache_dir()})")
+    parser = ArgumentParser(
+        description="Print a loadable HF model path for a HF dir, hub id or verl checkpoint "
+        "(FSDP shards are merged once into a cache directory)."
+    )
+    parser.add_argument(
+        "model",
+        help="HF model dir or hub id, or a verl checkpoint: trainer.default_local_dir, global_step_N/ or its actor/",
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help=f"where merged models go (default {default_cache_dir()})"
+    )
     args = parser.parse_args(argv)
     quiet_verl_warnings()  # a checkpoint merge imports verl
     try:

@@ -85,9 +85,16 @@ def sample_row(sample: EvalSample, index: int, settings: EvalSettings) -> dict[s
     from eval.harness.local_rollout import make_row
 
     row = make_row(
-        sample.video, sample.question, index=index, duration=sample.duration,
-        fps=settings.fps, max_frames=settings.max_frames, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
-        data_source=sample.benchmark, ground_truth=sample.answer if sample.answer is not None else sample.span,
+        sample.video,
+        sample.question,
+        index=index,
+        duration=sample.duration,
+        fps=settings.fps,
+        max_frames=settings.max_frames,
+        min_pixels=settings.min_pixels,
+        max_pixels=settings.max_pixels,
+        data_source=sample.benchmark,
+        ground_truth=sample.answer if sample.answer is not None else sample.span,
         extra_info={"sample_id": sample.id, "data_type": sample.kind},
     )
     if sample.image and settings.with_image:  # Video-MMMU Adaptation: [video, text before <image 1>, image, text after]
@@ -179,8 +186,11 @@ class TransformersEngine(LocalEngine):
         from eval.harness.hf_server import HFServerClient
 
         super().__init__(
-            settings, out_dir,
-            lambda config: HFServerClient.from_pretrained(settings.model, default_max_tokens=settings.max_new_tokens, seed=settings.seed),
+            settings,
+            out_dir,
+            lambda config: HFServerClient.from_pretrained(
+                settings.model, default_max_tokens=settings.max_new_tokens, seed=settings.seed
+            ),
         )
 
 
@@ -189,7 +199,9 @@ def load_script(path: str | None) -> dict[str, list[str]]:
     if not path:
         return {"*": ["<think>No clip needed.</think><answer>A</answer>"]}
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(t, str) for t in v) for v in data.values()):
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(t, str) for t in v) for v in data.values()
+    ):
         raise ValueError(f"{path}: expected a JSON object mapping sample id to a list of turn texts")
     return data
 
@@ -212,7 +224,9 @@ class ScriptedEngine(LocalEngine):
         def turn_text(request) -> str:
             turns = script.get(str(self._current)) or script.get("*")
             if not turns:
-                raise KeyError(f"scripted engine: no turns for sample {self._current!r} and no '*' entry in {settings.script}")
+                raise KeyError(
+                    f"scripted engine: no turns for sample {self._current!r} and no '*' entry in {settings.script}"
+                )
             return turns[min(request.turn, len(turns) - 1)]
 
         def factory(config):
@@ -232,8 +246,14 @@ class ScriptedEngine(LocalEngine):
 
 # the caller's settings that every Ray worker needs too
 _WORKER_ENV = (
-    "FORCE_QWENVL_VIDEO_READER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONPATH",
-    "VERL_USE_EXTERNAL_MODULES", "VERL_PLATFORM", "VERL_ENGINE_DEVICE", "VLLM_CPU_KVCACHE_SPACE",
+    "FORCE_QWENVL_VIDEO_READER",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "PYTHONPATH",
+    "VERL_USE_EXTERNAL_MODULES",
+    "VERL_PLATFORM",
+    "VERL_ENGINE_DEVICE",
+    "VLLM_CPU_KVCACHE_SPACE",
     "PYTHONWARNINGS",  # tools.cli.quiet_verl_warnings: the filter of verl's optional-engine warnings
 )
 
@@ -259,8 +279,8 @@ class VerlEngine(Engine):
     default_batch_size = 256
 
     def __init__(self, settings: EvalSettings, out_dir: Path):
-        from recipe.videotemp_o3 import cpu_platform
         from eval.harness.local_rollout import compose_config
+        from recipe.videotemp_o3 import cpu_platform
 
         self.settings = settings
         self.on_cpu = cpu_platform.active()
@@ -269,18 +289,22 @@ class VerlEngine(Engine):
         else:
             _require_gpu()
         self._yaml = agent_loop_yaml(settings, out_dir)
-        overrides = (["+platform=cpu_grpo"] if self.on_cpu else []) + config_overrides(settings, self._yaml) + [
-            f"trainer.n_gpus_per_node={settings.n_gpus_per_node}",
-            f"trainer.nnodes={settings.nnodes}",
-            f"actor_rollout_ref.rollout.nnodes={settings.nnodes}",
-            f"actor_rollout_ref.rollout.tensor_model_parallel_size={settings.tensor_parallel}",
-            f"actor_rollout_ref.rollout.gpu_memory_utilization={settings.gpu_memory_utilization}",
-            "actor_rollout_ref.rollout.load_format=auto",  # no trainer syncs weights: load from disk
-            "actor_rollout_ref.rollout.skip_tokenizer_init=false",
-            "actor_rollout_ref.rollout.enable_prefix_caching=false",  # as the reference eval
-            "+actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt={video:10,image:1}",
-            f"actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb={settings.mm_processor_cache_gb}",
-        ]
+        overrides = (
+            (["+platform=cpu_grpo"] if self.on_cpu else [])
+            + config_overrides(settings, self._yaml)
+            + [
+                f"trainer.n_gpus_per_node={settings.n_gpus_per_node}",
+                f"trainer.nnodes={settings.nnodes}",
+                f"actor_rollout_ref.rollout.nnodes={settings.nnodes}",
+                f"actor_rollout_ref.rollout.tensor_model_parallel_size={settings.tensor_parallel}",
+                f"actor_rollout_ref.rollout.gpu_memory_utilization={settings.gpu_memory_utilization}",
+                "actor_rollout_ref.rollout.load_format=auto",  # no trainer syncs weights: load from disk
+                "actor_rollout_ref.rollout.skip_tokenizer_init=false",
+                "actor_rollout_ref.rollout.enable_prefix_caching=false",  # as the reference eval
+                "+actor_rollout_ref.rollout.engine_kwargs.vllm.limit_mm_per_prompt={video:10,image:1}",
+                f"actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb={settings.mm_processor_cache_gb}",
+            ]
+        )
         self.config = compose_config(settings.model, overrides)
         from verl.utils.tokenizer import hf_tokenizer
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tools.cli import ArgumentParser
 from eval.predictions import CorruptPredictions, merge_shards
 from eval.tasks import BenchmarkError, get_task
+from tools.cli import ArgumentParser
 
 
 def main(argv: list[str] | None = None) -> int:

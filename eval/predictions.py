@@ -24,8 +24,22 @@ from tools.files import atomic_write_jsonl, atomic_write_text, read_json, remove
 
 # Settings that change the predictions: a resume with any of them different is refused (unless forced).
 RESUME_KEYS = (
-    "benchmark", "model", "model_revision", "engine", "max_frames", "max_pixels", "min_pixels", "fps", "temperature", "top_p",
-    "max_new_tokens", "max_turns", "prompt_version", "clip_caption", "with_image", "seed",
+    "benchmark",
+    "model",
+    "model_revision",
+    "engine",
+    "max_frames",
+    "max_pixels",
+    "min_pixels",
+    "fps",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "max_turns",
+    "prompt_version",
+    "clip_caption",
+    "with_image",
+    "seed",
 )
 _PARTIAL_RE = re.compile(r"\.partial-(\d+)(\.[A-Za-z]+)?$")
 
@@ -51,7 +65,9 @@ def predictions_path(out_dir: str | Path, benchmark: str, shard: tuple[int, int]
 def settings_path(predictions: str | Path) -> Path:
     """The settings file beside a prediction file."""
     p = Path(predictions)
-    return p.with_name(p.name[: -len(".jsonl")] + ".settings.json" if p.name.endswith(".jsonl") else p.name + ".settings.json")
+    return p.with_name(
+        p.name[: -len(".jsonl")] + ".settings.json" if p.name.endswith(".jsonl") else p.name + ".settings.json"
+    )
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -157,7 +173,9 @@ def check_settings(path: Path, settings: dict[str, Any], force: bool) -> None:
     old = read_settings(path)
     if old is None or force:
         return
-    diffs = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in RESUME_KEYS if k in old and old.get(k) != settings.get(k)]
+    diffs = [
+        f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in RESUME_KEYS if k in old and old.get(k) != settings.get(k)
+    ]
     if diffs:
         raise SettingsMismatch(
             f"{path} was written with other settings ({'; '.join(diffs)}); use another --output-dir, or --force to append anyway"
@@ -175,7 +193,9 @@ class PredictionWriter:
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._fh.close()
-            raise PredictionFileLocked(f"{path} is being written by another eval run; wait for it or use another --output-dir") from None
+            raise PredictionFileLocked(
+                f"{path} is being written by another eval run; wait for it or use another --output-dir"
+            ) from None
 
     def append(self, record: dict) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -231,12 +251,16 @@ def merge_shards(out_dir: str | Path, benchmark: str) -> Path:
             base_settings = shared
         elif shared != base_settings:
             diffs = sorted(k for k in set(shared) | set(base_settings) if shared.get(k) != base_settings.get(k))
-            raise CorruptPredictions(f"cannot merge {benchmark}: {path.name} differs from {expected[0].name} in {', '.join(diffs)}")
+            raise CorruptPredictions(
+                f"cannot merge {benchmark}: {path.name} differs from {expected[0].name} in {', '.join(diffs)}"
+            )
         lines: list[int] = []
         records = repair_and_read(path, truncate=False, lines=lines)
         ids = done_ids(path, records, lines)
         if settings.get("n_selected") is not None and len(ids) < int(settings["n_selected"]):
-            raise CorruptPredictions(f"cannot merge {benchmark}: {path.name} has {len(ids)} of its {settings['n_selected']} samples (resume it first)")
+            raise CorruptPredictions(
+                f"cannot merge {benchmark}: {path.name} has {len(ids)} of its {settings['n_selected']} samples (resume it first)"
+            )
         for r in records:
             sid = str(r["id"])
             if sid in owner:
@@ -248,5 +272,8 @@ def merge_shards(out_dir: str | Path, benchmark: str) -> Path:
     if target.exists() and (old is None or "merged_from" not in old):
         raise CorruptPredictions(f"{target} exists and is not a merge of shards; move it away to merge the shards")
     atomic_write_jsonl(target, merged)
-    write_json_atomic(settings_path(target), {**(base_settings or {}), "merged_from": [p.name for p in expected], "n_selected": len(merged)})
+    write_json_atomic(
+        settings_path(target),
+        {**(base_settings or {}), "merged_from": [p.name for p in expected], "n_selected": len(merged)},
+    )
     return target

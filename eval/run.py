@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tools.cli import ArgumentParser, quiet_verl_warnings
 from eval.engines import ENGINES, EvalSettings, make_engine, prompt_version
 from eval.predictions import (
     CorruptPredictions,
@@ -39,6 +38,7 @@ from eval.predictions import (
 )
 from eval.scoring.extract import reference_response
 from eval.tasks import BenchmarkError, EvalSample, all_tasks, benchmark_dir, get_task, load_benchmark, task_names
+from tools.cli import ArgumentParser, quiet_verl_warnings
 
 DEFAULTS = EvalSettings()
 EXIT_SOME_FAILED = 3
@@ -48,8 +48,12 @@ def git_commit() -> str:
     """The repository's HEAD commit (``+dirty`` with uncommitted changes), or "unknown"."""
     root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -96,71 +100,185 @@ def make_record(sample: EvalSample, traj: dict[str, Any]) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmarks", nargs="+", metavar="benchmark",
-                   help=f"benchmark(s) to run, on one engine start: {', '.join(task_names(with_aliases=True))}, or 'all'")
-    p.add_argument("--data-dir", help="the benchmark's directory (its public layout; one benchmark only); default: <data_root>/<benchmark dir>")
+    p.add_argument(
+        "benchmarks",
+        nargs="+",
+        metavar="benchmark",
+        help=f"benchmark(s) to run, on one engine start: {', '.join(task_names(with_aliases=True))}, or 'all'",
+    )
+    p.add_argument(
+        "--data-dir",
+        help="the benchmark's directory (its public layout; one benchmark only); default: <data_root>/<benchmark dir>",
+    )
     p.add_argument("--data-root", default="data", help="root holding every benchmark's directory (default: data)")
-    p.add_argument("--model", required=True, help="HF model directory, hub id (e.g. Kwai-Keye/VideoTemp-o3), or a verl training "
-                   "checkpoint (merged once into a cached HF directory)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="HF model directory, hub id (e.g. Kwai-Keye/VideoTemp-o3), or a verl training "
+        "checkpoint (merged once into a cached HF directory)",
+    )
     p.add_argument("--model-revision", help="hub id: the revision (branch, tag or commit) to use (default: main)")
-    p.add_argument("--model-mirror", default=os.environ.get("VIDEOTEMP_MODEL_MIRROR"),
-                   help="hub id: a local mirror directory holding <org>/<name> or a hub-cache layout (env VIDEOTEMP_MODEL_MIRROR)")
+    p.add_argument(
+        "--model-mirror",
+        default=os.environ.get("VIDEOTEMP_MODEL_MIRROR"),
+        help="hub id: a local mirror directory holding <org>/<name> or a hub-cache layout (env VIDEOTEMP_MODEL_MIRROR)",
+    )
     p.add_argument("--output-dir", default="runs/eval", help="where <benchmark>.jsonl and its settings file go")
-    p.add_argument("--engine", choices=ENGINES, default=DEFAULTS.engine,
-                   help="verl: vLLM replicas on Ray (GPU); transformers: a local HF model (CPU/1 GPU); scripted: scripted turns")
-    p.add_argument("--max-frames", type=int, default=DEFAULTS.max_frames, help="frames of the main video (default %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels, help="max pixels per frame (default %(default)s)")
-    p.add_argument("--min-pixels", type=int, default=DEFAULTS.min_pixels, help="min pixels per frame (default %(default)s)")
-    p.add_argument("--fps", type=float, default=DEFAULTS.fps, help="sampling rate of the main video (default %(default)s)")
-    p.add_argument("--temperature", type=float, default=DEFAULTS.temperature, help="sampling temperature (default %(default)s)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULTS.engine,
+        help="verl: vLLM replicas on Ray (GPU); transformers: a local HF model (CPU/1 GPU); scripted: scripted turns",
+    )
+    p.add_argument(
+        "--max-frames", type=int, default=DEFAULTS.max_frames, help="frames of the main video (default %(default)s)"
+    )
+    p.add_argument(
+        "--max-pixels", type=int, default=DEFAULTS.max_pixels, help="max pixels per frame (default %(default)s)"
+    )
+    p.add_argument(
+        "--min-pixels", type=int, default=DEFAULTS.min_pixels, help="min pixels per frame (default %(default)s)"
+    )
+    p.add_argument(
+        "--fps", type=float, default=DEFAULTS.fps, help="sampling rate of the main video (default %(default)s)"
+    )
+    p.add_argument(
+        "--temperature", type=float, default=DEFAULTS.temperature, help="sampling temperature (default %(default)s)"
+    )
     p.add_argument("--top-p", type=float, default=DEFAULTS.top_p, help="nucleus sampling (default %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens, help="new tokens per assistant turn (default %(default)s)")
-    p.add_argument("--max-turns", type=int, default=DEFAULTS.max_turns, help="assistant turns per sample (default %(default)s)")
-    p.add_argument("--clip-caption", action="store_true", help="tell the model each clip's absolute range in text (off in the reference)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULTS.max_new_tokens,
+        help="new tokens per assistant turn (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-turns", type=int, default=DEFAULTS.max_turns, help="assistant turns per sample (default %(default)s)"
+    )
+    p.add_argument(
+        "--clip-caption",
+        action="store_true",
+        help="tell the model each clip's absolute range in text (off in the reference)",
+    )
     image = p.add_mutually_exclusive_group()
-    image.add_argument("--with-image", dest="with_image", action="store_true", default=DEFAULTS.with_image,
-                       help="show a sample's image after the video (Video-MMMU Adaptation; the reference behaviour, on by default)")
-    image.add_argument("--no-image", dest="with_image", action="store_false",
-                       help="leave the Video-MMMU Adaptation image out of the prompt (recorded as with_image=false)")
-    p.add_argument("--prompt-length", type=int, default=DEFAULTS.prompt_length, help="token budget of the prompt (default %(default)s)")
-    p.add_argument("--response-length", type=int, default=DEFAULTS.response_length,
-                   help="token budget of all turns incl. clips (default %(default)s)")
-    p.add_argument("--max-model-len", type=int, default=DEFAULTS.max_model_len, help="context length (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=0, help="samples per engine call; a kill loses at most one batch (default: engine's)")
-    p.add_argument("--tensor-parallel", type=int, default=DEFAULTS.tensor_parallel, help="verl engine: GPUs per vLLM replica")
+    image.add_argument(
+        "--with-image",
+        dest="with_image",
+        action="store_true",
+        default=DEFAULTS.with_image,
+        help="show a sample's image after the video (Video-MMMU Adaptation; the reference behaviour, on by default)",
+    )
+    image.add_argument(
+        "--no-image",
+        dest="with_image",
+        action="store_false",
+        help="leave the Video-MMMU Adaptation image out of the prompt (recorded as with_image=false)",
+    )
+    p.add_argument(
+        "--prompt-length",
+        type=int,
+        default=DEFAULTS.prompt_length,
+        help="token budget of the prompt (default %(default)s)",
+    )
+    p.add_argument(
+        "--response-length",
+        type=int,
+        default=DEFAULTS.response_length,
+        help="token budget of all turns incl. clips (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-model-len", type=int, default=DEFAULTS.max_model_len, help="context length (default %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        help="samples per engine call; a kill loses at most one batch (default: engine's)",
+    )
+    p.add_argument(
+        "--tensor-parallel", type=int, default=DEFAULTS.tensor_parallel, help="verl engine: GPUs per vLLM replica"
+    )
     p.add_argument("--n-gpus-per-node", type=int, default=DEFAULTS.n_gpus_per_node, help="verl engine: GPUs per node")
-    p.add_argument("--nnodes", type=int, default=DEFAULTS.nnodes, help="verl engine: nodes of the Ray cluster (RAY_ADDRESS)")
-    p.add_argument("--gpu-memory-utilization", type=float, default=DEFAULTS.gpu_memory_utilization, help="verl engine: vLLM memory share")
-    p.add_argument("--mm-processor-cache-gb", type=float, default=DEFAULTS.mm_processor_cache_gb,
-                   help="verl engine: vLLM multimodal processor cache in GiB; same outputs, the prompt video encoded once per "
-                        "sample instead of once per turn; 0 = the reference's setting (default %(default)s)")
+    p.add_argument(
+        "--nnodes", type=int, default=DEFAULTS.nnodes, help="verl engine: nodes of the Ray cluster (RAY_ADDRESS)"
+    )
+    p.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=DEFAULTS.gpu_memory_utilization,
+        help="verl engine: vLLM memory share",
+    )
+    p.add_argument(
+        "--mm-processor-cache-gb",
+        type=float,
+        default=DEFAULTS.mm_processor_cache_gb,
+        help="verl engine: vLLM multimodal processor cache in GiB; same outputs, the prompt video encoded once per "
+        "sample instead of once per turn; 0 = the reference's setting (default %(default)s)",
+    )
     p.add_argument("--script", help="scripted engine: JSON {sample id: [turn texts]} ('*' for all others)")
-    p.add_argument("--seed", type=int, default=0, help="run seed: each request is seeded from (seed, sample id, turn), every engine")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="run seed: each request is seeded from (seed, sample id, turn), every engine",
+    )
     p.add_argument("--limit", type=int, help="only the first N samples (of the shard)")
     p.add_argument("--shard", type=parse_shard, help="i/n: run every n-th sample starting at i (own output file)")
-    p.add_argument("--force", action="store_true", help="append even if the existing file was written with other settings")
-    p.add_argument("--no-check-videos", action="store_true", help="do not check that every video file exists before starting")
+    p.add_argument(
+        "--force", action="store_true", help="append even if the existing file was written with other settings"
+    )
+    p.add_argument(
+        "--no-check-videos", action="store_true", help="do not check that every video file exists before starting"
+    )
     return p
 
 
 def settings_from_args(args: argparse.Namespace, benchmark: str, revision: str | None = None) -> EvalSettings:
     """The settings of ``benchmark`` in this run (the benchmark's prompt templates enter ``prompt_version``)."""
     return EvalSettings(
-        benchmark=benchmark, model=str(args.model), engine=args.engine, max_frames=args.max_frames, max_pixels=args.max_pixels,
-        min_pixels=args.min_pixels, fps=args.fps, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        max_turns=args.max_turns, clip_caption=args.clip_caption, with_image=args.with_image, prompt_length=args.prompt_length,
-        response_length=args.response_length, max_model_len=args.max_model_len, batch_size=args.batch_size,
-        tensor_parallel=args.tensor_parallel, n_gpus_per_node=args.n_gpus_per_node, nnodes=args.nnodes,
-        gpu_memory_utilization=args.gpu_memory_utilization, mm_processor_cache_gb=args.mm_processor_cache_gb, script=str(Path(args.script).resolve()) if args.script else None,
-        seed=args.seed, model_revision=revision, prompt_version=prompt_version(get_task(benchmark).prompts), git_commit=git_commit(),
+        benchmark=benchmark,
+        model=str(args.model),
+        engine=args.engine,
+        max_frames=args.max_frames,
+        max_pixels=args.max_pixels,
+        min_pixels=args.min_pixels,
+        fps=args.fps,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        max_turns=args.max_turns,
+        clip_caption=args.clip_caption,
+        with_image=args.with_image,
+        prompt_length=args.prompt_length,
+        response_length=args.response_length,
+        max_model_len=args.max_model_len,
+        batch_size=args.batch_size,
+        tensor_parallel=args.tensor_parallel,
+        n_gpus_per_node=args.n_gpus_per_node,
+        nnodes=args.nnodes,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        mm_processor_cache_gb=args.mm_processor_cache_gb,
+        script=str(Path(args.script).resolve()) if args.script else None,
+        seed=args.seed,
+        model_revision=revision,
+        prompt_version=prompt_version(get_task(benchmark).prompts),
+        git_commit=git_commit(),
     )
 
 
 def failed_record(sample: EvalSample, reason: str) -> dict[str, Any]:
     """The prediction line of a sample that could not be run (scored as unanswered)."""
     record = sample.to_record()
-    record.update(turns=[], response="", final_answer=None, tool_calls=[], n_clips=0, termination="failed",
-                  failed=True, error=reason[:2000])
+    record.update(
+        turns=[],
+        response="",
+        final_answer=None,
+        tool_calls=[],
+        n_clips=0,
+        termination="failed",
+        failed=True,
+        error=reason[:2000],
+    )
     return record
 
 
@@ -172,7 +290,7 @@ async def run_samples(engine, batch: list[EvalSample], start_index: int) -> list
         if len(trajectories) != len(batch):
             raise RuntimeError(f"engine returned {len(trajectories)} trajectories for {len(batch)} samples")
         return [make_record(s, t) for s, t in zip(batch, trajectories)]
-    except Exception as exc:  # noqa: BLE001 - one bad sample must not stop the run
+    except Exception:  # noqa: BLE001 - one bad sample must not stop the run
         if len(batch) > 1:
             out = []
             for i, sample in enumerate(batch):
@@ -181,7 +299,10 @@ async def run_samples(engine, batch: list[EvalSample], start_index: int) -> list
         problem = input_problem(batch[0])
         if problem is None:  # the inputs read fine: not a bad sample but a failing engine, stop with its error
             raise
-        print(f"[run] {batch[0].benchmark} sample {batch[0].id}: failed ({problem}); recorded as unanswered", file=sys.stderr)
+        print(
+            f"[run] {batch[0].benchmark} sample {batch[0].id}: failed ({problem}); recorded as unanswered",
+            file=sys.stderr,
+        )
         return [failed_record(batch[0], problem)]
 
 
@@ -208,8 +329,17 @@ def input_problem(sample: EvalSample) -> str | None:
 class _Plan:
     """One benchmark of the run: its samples still to do and its open (locked) prediction file."""
 
-    def __init__(self, name: str, settings: EvalSettings, out: Path, todo: list[EvalSample], total: int, writer: PredictionWriter):
-        self.name, self.settings, self.out, self.todo, self.total, self.writer = name, settings, out, todo, total, writer
+    def __init__(
+        self, name: str, settings: EvalSettings, out: Path, todo: list[EvalSample], total: int, writer: PredictionWriter
+    ):
+        self.name, self.settings, self.out, self.todo, self.total, self.writer = (
+            name,
+            settings,
+            out,
+            todo,
+            total,
+            writer,
+        )
 
 
 def _prepare(args: argparse.Namespace, name: str, revision: str | None, model_source: str) -> _Plan:
@@ -226,10 +356,16 @@ def _prepare(args: argparse.Namespace, name: str, revision: str | None, model_so
         done = done_ids(out, records, lines)
         todo = [s for s in samples if s.id not in done]
         # model_source: what the user pointed at (a hub id or training checkpoint, recorded next to the resolved dir)
-        write_json_atomic(settings_path(out), {
-            **settings.to_dict(), "data_dir": str(data_dir.resolve()), "model_source": model_source,
-            "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None, "n_selected": len(samples),
-        })
+        write_json_atomic(
+            settings_path(out),
+            {
+                **settings.to_dict(),
+                "data_dir": str(data_dir.resolve()),
+                "model_source": model_source,
+                "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None,
+                "n_selected": len(samples),
+            },
+        )
     except BaseException:
         writer.close()
         raise
@@ -280,7 +416,13 @@ async def run(args: argparse.Namespace) -> dict[str, str]:
                     engine = make_engine(plan.settings, Path(args.output_dir))
                     await engine.start()
                 batch_size = args.batch_size or engine.default_batch_size
-                with tqdm(total=plan.total, initial=plan.total - len(plan.todo), desc=plan.name, unit="sample", dynamic_ncols=True) as bar:
+                with tqdm(
+                    total=plan.total,
+                    initial=plan.total - len(plan.todo),
+                    desc=plan.name,
+                    unit="sample",
+                    dynamic_ncols=True,
+                ) as bar:
                     for start in range(0, len(plan.todo), batch_size):
                         batch = plan.todo[start : start + batch_size]
                         for record in await run_samples(engine, batch, start):
@@ -310,7 +452,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     failed = {k: v for k, v in status.items() if v != "ok"}
     if failed:
-        print(f"[run] failed: {', '.join(failed)} (ran: {', '.join(k for k in status if k not in failed) or 'none'})", file=sys.stderr)
+        print(
+            f"[run] failed: {', '.join(failed)} (ran: {', '.join(k for k in status if k not in failed) or 'none'})",
+            file=sys.stderr,
+        )
         return EXIT_SOME_FAILED
     return 0
 

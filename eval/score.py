@@ -18,15 +18,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from tools.cli import ArgumentParser
 from eval.predictions import settings_path, write_json_atomic
 from eval.scoring.common import tool_stats
 from eval.scoring.formats import PredictionFileError, load_predictions
 from eval.tasks import BenchmarkError, get_task, task_names
+from tools.cli import ArgumentParser
 
 
-def score_file(benchmark: str, input_file: str | Path, meta_data_path: str | Path | None = None,
-               convention: str = "reference") -> tuple[dict[str, float], list[str], str]:
+def score_file(
+    benchmark: str, input_file: str | Path, meta_data_path: str | Path | None = None, convention: str = "reference"
+) -> tuple[dict[str, float], list[str], str]:
     """(flat metrics prefixed ``<benchmark>/``, notes, detected format) of one prediction file."""
     task = get_task(benchmark)
     preds, fmt, notes = load_predictions(input_file, task.name, meta_data_path)
@@ -46,18 +47,28 @@ def markdown_table(metrics: dict[str, float]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=task_names(with_aliases=True), metavar="benchmark",
-                   help=f"which benchmark's rules to apply: {', '.join(task_names(with_aliases=True))}")
+    p.add_argument(
+        "benchmark",
+        choices=task_names(with_aliases=True),
+        metavar="benchmark",
+        help=f"which benchmark's rules to apply: {', '.join(task_names(with_aliases=True))}",
+    )
     p.add_argument("--input-file", help="prediction file (default: runs/eval/<benchmark>.jsonl)")
     p.add_argument("--meta-data-path", help="LVBench: video_info.meta.jsonl for a reference {uid: response} file")
-    p.add_argument("--convention", choices=("reference", "lmms"), default="reference",
-                   help="answer extraction: the reference release's rules (default) or lmms-eval style "
-                        "(lenient letter search, unparsable counted wrong). Video-MME always reports both.")
+    p.add_argument(
+        "--convention",
+        choices=("reference", "lmms"),
+        default="reference",
+        help="answer extraction: the reference release's rules (default) or lmms-eval style "
+        "(lenient letter search, unparsable counted wrong). Video-MME always reports both.",
+    )
     p.add_argument("--output-json", help="write every figure as a flat JSON object here")
     # The reference's Video-MME switches: every breakdown (also within each duration) is always computed; accepted
     # so that the reference's command lines run unchanged.
     for flag in ("--return-categories-accuracy", "--return-sub-categories-accuracy", "--return-task-types-accuracy"):
-        p.add_argument(flag, action="store_true", help="Video-MME: accepted for the reference's command line (always reported)")
+        p.add_argument(
+            flag, action="store_true", help="Video-MME: accepted for the reference's command line (always reported)"
+        )
     p.add_argument("--video-duration-type", help="Video-MME: comma-separated durations to show (default: all)")
     return p
 

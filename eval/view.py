@@ -43,7 +43,11 @@ def bar_style(span: Sequence[float], duration: float) -> str:
 
 
 def _timeline(kind: str, label: str, span: Sequence[float] | None, duration: float) -> str:
-    bar = f'<div class="bar {kind}" data-start="{span[0]:g}" data-end="{span[1]:g}" style="{bar_style(span, duration)}"></div>' if span else ""
+    bar = (
+        f'<div class="bar {kind}" data-start="{span[0]:g}" data-end="{span[1]:g}" style="{bar_style(span, duration)}"></div>'
+        if span
+        else ""
+    )
     text = f"{label}: {span[0]:.2f}-{span[1]:.2f} s" if span else f"{label}: none"
     return f'<div class="label">{html.escape(text)}</div><div class="timeline">{bar}</div>'
 
@@ -77,7 +81,9 @@ def _duration(record: dict[str, Any]) -> float:
 
         return float(probe(record["video"]).duration)
     except Exception:
-        spans = [s for call in record.get("tool_calls") or [] for s in call] + ([record["span"]] if record.get("span") else [])
+        spans = [s for call in record.get("tool_calls") or [] for s in call] + (
+            [record["span"]] if record.get("span") else []
+        )
         return max([float(s[1]) for s in spans] + [1.0])
 
 
@@ -85,14 +91,18 @@ def render_sample(record: dict[str, Any], thumbs: int) -> str:
     duration = _duration(record)
     kind = record.get("kind", "mcq")
     pred = first_answer_span(record.get("response")) if kind != "mcq" else None
-    parts = [f'<div class="sample" id="sample-{html.escape(str(record["id"]))}">',
-             f'<h3>{html.escape(str(record["id"]))} <small>({html.escape(str(record.get("benchmark")))}, {duration:.1f} s)</small></h3>',
-             f'<pre>{html.escape(str(record.get("question", "")))}</pre>']
+    parts = [
+        f'<div class="sample" id="sample-{html.escape(str(record["id"]))}">',
+        f"<h3>{html.escape(str(record['id']))} <small>({html.escape(str(record.get('benchmark')))}, {duration:.1f} s)</small></h3>",
+        f"<pre>{html.escape(str(record.get('question', '')))}</pre>",
+    ]
     if record.get("answer") is not None:
         got = (record.get("response") or "")[:1]
         cls = "ok" if got == str(record["answer"])[:1] else "bad"
-        parts.append(f'<p>answer: <span class="{cls}">{html.escape(str(record.get("response")))}</span> '
-                     f'(ground truth {html.escape(str(record["answer"]))})</p>')
+        parts.append(
+            f'<p>answer: <span class="{cls}">{html.escape(str(record.get("response")))}</span> '
+            f"(ground truth {html.escape(str(record['answer']))})</p>"
+        )
     parts.append(_timeline("gt", "ground truth" if kind == "grounding" else "evidence", record.get("span"), duration))
     for i, call in enumerate(record.get("tool_calls") or []):
         for span in call or [None]:
@@ -111,10 +121,14 @@ def render_sample(record: dict[str, Any], thumbs: int) -> str:
 def render_report(records: list[dict[str, Any]], title: str, thumbs: int = 6) -> str:
     """The whole HTML page."""
     body = "\n".join(render_sample(r, thumbs) for r in records)
-    legend = ('<p><span class="label">legend:</span> <span style="color:#2e9d4a">ground truth / evidence</span> · '
-              '<span style="color:#f08c00">tool-call range</span> · <span style="color:#1c64d6">predicted interval</span></p>')
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{len(records)} samples</p>{legend}{body}</body></html>")
+    legend = (
+        '<p><span class="label">legend:</span> <span style="color:#2e9d4a">ground truth / evidence</span> · '
+        '<span style="color:#f08c00">tool-call range</span> · <span style="color:#1c64d6">predicted interval</span></p>'
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{len(records)} samples</p>{legend}{body}</body></html>"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("predictions", type=Path, help="prediction JSONL written by eval/run.py")
     p.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
     p.add_argument("--limit", type=int, help="only the first N samples")
-    p.add_argument("--thumbs", type=int, default=6, help="thumbnails per tool-call range (0: none; default %(default)s)")
+    p.add_argument(
+        "--thumbs", type=int, default=6, help="thumbnails per tool-call range (0: none; default %(default)s)"
+    )
     args = p.parse_args(argv)
     if not args.predictions.exists():
         print(f"error: {args.predictions} does not exist", file=sys.stderr)
@@ -131,13 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = repair_and_read(args.predictions, truncate=False)[: args.limit]
         bad = next((i for i, r in enumerate(records) if "id" not in r), None)
         if bad is not None:
-            raise CorruptPredictions(f"{args.predictions}: record {bad + 1} has no 'id' (not a file written by eval/run.py?)")
+            raise CorruptPredictions(
+                f"{args.predictions}: record {bad + 1} has no 'id' (not a file written by eval/run.py?)"
+            )
         from tqdm import tqdm
 
-        page = render_report(list(tqdm(records, desc="samples", unit="sample", disable=len(records) < 20)), args.predictions.name, args.thumbs)
+        page = render_report(
+            list(tqdm(records, desc="samples", unit="sample", disable=len(records) < 20)),
+            args.predictions.name,
+            args.thumbs,
+        )
         atomic_write_text(args.output, page)
     except (CorruptPredictions, OSError, TypeError, ValueError, KeyError) as exc:
-        print(f"error: {args.predictions}: {exc}" if not str(exc).startswith(str(args.predictions)) else f"error: {exc}", file=sys.stderr)
+        print(
+            f"error: {args.predictions}: {exc}" if not str(exc).startswith(str(args.predictions)) else f"error: {exc}",
+            file=sys.stderr,
+        )
         return 2
     print(f"[view] {len(records)} samples -> {args.output}")
     return 0

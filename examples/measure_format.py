@@ -31,8 +31,16 @@ from typing import Any
 
 from tools.cli import ArgumentParser
 
-FIGURES = ("well_formed_turns", "first_turn_tool_call", "parseable_ranges", "answered", "format_reward", "acc",
-           "score", "turns")
+FIGURES = (
+    "well_formed_turns",
+    "first_turn_tool_call",
+    "parseable_ranges",
+    "answered",
+    "format_reward",
+    "acc",
+    "score",
+    "turns",
+)
 
 
 def _plain(value: Any) -> Any:
@@ -79,9 +87,12 @@ def figures(trajectories: list[dict[str, Any]]) -> dict[str, float]:
         "well_formed_turns": sum(protocol.is_well_formed_turn(t) for t in turns) / max(len(turns), 1),
         "first_turn_tool_call": sum(protocol.parse_turn(t).kind == "tool_call" for t in firsts) / n,
         "parseable_ranges": sum(
-            c.tool_call is not None and c.tool_call.well_formed
-            and bool(protocol.validate_ranges(c.tool_call.ranges, float("inf")).clips) for c in calls
-        ) / max(len(calls), 1),
+            c.tool_call is not None
+            and c.tool_call.well_formed
+            and bool(protocol.validate_ranges(c.tool_call.ranges, float("inf")).clips)
+            for c in calls
+        )
+        / max(len(calls), 1),
         "answered": sum(bool(traj["answered"]) for traj in trajectories) / n,
         "format_reward": mean("format"),
         "acc": mean("acc"),
@@ -99,16 +110,19 @@ async def _rollouts(args: argparse.Namespace, model_dir: str, temperature: float
     from reward_fns.videotemp import compute_score
 
     samples = 1 if temperature == 0 else args.samples
-    config = compose_config(model_dir, [
-        f"data.max_response_length={args.response_length}",
-        "data.max_prompt_length=4096",
-        f"actor_rollout_ref.rollout.max_model_len={args.response_length + 4096}",
-        f"actor_rollout_ref.rollout.n={samples}",
-        f"actor_rollout_ref.rollout.temperature={temperature}",
-        "actor_rollout_ref.rollout.top_p=1.0",
-        "actor_rollout_ref.rollout.top_k=-1",
-        "actor_rollout_ref.rollout.agent.num_workers=1",
-    ])
+    config = compose_config(
+        model_dir,
+        [
+            f"data.max_response_length={args.response_length}",
+            "data.max_prompt_length=4096",
+            f"actor_rollout_ref.rollout.max_model_len={args.response_length + 4096}",
+            f"actor_rollout_ref.rollout.n={samples}",
+            f"actor_rollout_ref.rollout.temperature={temperature}",
+            "actor_rollout_ref.rollout.top_p=1.0",
+            "actor_rollout_ref.rollout.top_k=-1",
+            "actor_rollout_ref.rollout.agent.num_workers=1",
+        ],
+    )
     rollout = LocalRollout(config, client, agent_kwargs={"max_tokens_per_turn": args.max_tokens_per_turn})
     rows = _interleave_types(rows_from_parquet(args.data, config, rollout.tokenizer, rollout.processor))[: args.prompts]
     batch = await rollout.generate(rows, n=samples)
@@ -116,23 +130,34 @@ async def _rollouts(args: argparse.Namespace, model_dir: str, temperature: float
     for i, traj in enumerate(rollout.trajectories(batch)):
         row = rows[i // samples]
         truth = _plain(row["reward_model"]["ground_truth"])
-        info = {**_plain(row.get("extra_info") or {}),
-                **{k: traj[k] for k in ("turn_texts", "tool_ranges", "n_clips", "answered", "termination")}}
-        traj.update(reward=compute_score(row["data_source"], traj["response_text"], truth, info),
-                    temperature=temperature, ground_truth=truth)
+        info = {
+            **_plain(row.get("extra_info") or {}),
+            **{k: traj[k] for k in ("turn_texts", "tool_ranges", "n_clips", "answered", "termination")},
+        }
+        traj.update(
+            reward=compute_score(row["data_source"], traj["response_text"], truth, info),
+            temperature=temperature,
+            ground_truth=truth,
+        )
         out.append(traj)
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--model", required=True, help="HF model directory or verl checkpoint (trainer.default_local_dir, "
-                        "global_step_N/ or its actor/)")
+    parser = ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="HF model directory or verl checkpoint (trainer.default_local_dir, global_step_N/ or its actor/)",
+    )
     parser.add_argument("--data", required=True, help="RL parquet written by data_prep/prepare_rl.py")
-    parser.add_argument("--prompts", type=int, default=16, help="prompts (rows) to roll out, qa and grounding in turn "
-                        "(default 16)")
+    parser.add_argument(
+        "--prompts", type=int, default=16, help="prompts (rows) to roll out, qa and grounding in turn (default 16)"
+    )
     parser.add_argument("--samples", type=int, default=2, help="rollouts per prompt at temperatures > 0 (default 2)")
     parser.add_argument("--temperatures", default="0,1.0", help="comma-separated; 0 = greedy (default '0,1.0')")
     parser.add_argument("--max-tokens-per-turn", type=int, default=128, help="cap of one assistant turn (default 128)")
@@ -178,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         results[f"{temperature:g}"] = {**figs, "seconds": seconds}
         everything.extend(trajectories)
         ends = Counter(str(t["termination"]) for t in trajectories)
-        lines.append(f"| {temperature:g} | " + " | ".join(f"{figs[k]:.2f}" for k in FIGURES)
-                     + f" | {', '.join(f'{k} {v}' for k, v in sorted(ends.items()))} | {seconds:.0f} |")
+        lines.append(
+            f"| {temperature:g} | "
+            + " | ".join(f"{figs[k]:.2f}" for k in FIGURES)
+            + f" | {', '.join(f'{k} {v}' for k, v in sorted(ends.items()))} | {seconds:.0f} |"
+        )
     print("\n".join(lines))
     if args.output:
         out = Path(args.output)

@@ -44,7 +44,11 @@ def console_line(line: str, components=COMPONENTS) -> str | None:
     if not match:
         return None
     values = dict(item.partition(":")[::2] for item in match.group(2).split(" - "))
-    parts = [f"{c} {float(values[f'training/reward/{c}/mean']):.3f}" for c in components if f"training/reward/{c}/mean" in values]
+    parts = [
+        f"{c} {float(values[f'training/reward/{c}/mean']):.3f}"
+        for c in components
+        if f"training/reward/{c}/mean" in values
+    ]
     step_s = values.get("timing_s/step")
     timing = f"  ({float(step_s):.1f} s)" if step_s else ""
     return f"step {match.group(1)}: " + "  ".join(parts) + timing
@@ -95,7 +99,9 @@ def plot(curves: dict[str, list[tuple[int, float]]], out: Path, title: str = "")
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("tb_dir", type=Path, nargs="?", help="TensorBoard directory of the run (TENSORBOARD_DIR of main_ppo)")
+    parser.add_argument(
+        "tb_dir", type=Path, nargs="?", help="TensorBoard directory of the run (TENSORBOARD_DIR of main_ppo)"
+    )
     parser.add_argument(
         "--follow", action="store_true", help="read a trainer console on stdin and print one line per step instead"
     )
@@ -113,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not curves:
-        print(f"error: {args.tb_dir}: no training/reward/*/mean curves (is the recipe's sampler configured?)", file=sys.stderr)
+        print(
+            f"error: {args.tb_dir}: no training/reward/*/mean curves (is the recipe's sampler configured?)",
+            file=sys.stderr,
+        )
         return 2
     print(format_table(curves))
     plot(curves, args.output, args.title)

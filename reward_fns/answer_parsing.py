@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from tools import protocol
 from tools.segments import Segment
 
-
 # An optional minus glued to the digits; whether it is a sign or a separator is decided by context.
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -55,7 +54,12 @@ def extract_numbers(text: str | None, dash_separator: bool = True) -> list[float
     previous_end: int | None = None
     for match in _NUMBER_RE.finditer(text):
         token = match.group(0)
-        if dash_separator and token.startswith("-") and previous_end is not None and not text[previous_end : match.start()].strip():
+        if (
+            dash_separator
+            and token.startswith("-")
+            and previous_end is not None
+            and not text[previous_end : match.start()].strip()
+        ):
             token = token[1:]  # a separator between two numbers, not a sign
         numbers.append(float(token))
         previous_end = match.end()

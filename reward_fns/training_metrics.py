@@ -145,7 +145,9 @@ def summarise_rollouts(extra_fields: Sequence[Mapping[str, Any]], prefix: str = 
         f"{prefix}/clips_per_call/mean": sum(clips) / sum(calls) if sum(calls) > 0 else 0.0,
         f"{prefix}/called_tool/mean": sum(c > 0 for c in calls) / n,
         f"{prefix}/answered/mean": sum(bool(_plain(row.get("answered"))) for row in rows) / n,
-        f"{prefix}/clip_errors_per_call/mean": sum(e is not None for e in clip_errors) / sum(calls) if sum(calls) > 0 else 0.0,
+        f"{prefix}/clip_errors_per_call/mean": sum(e is not None for e in clip_errors) / sum(calls)
+        if sum(calls) > 0
+        else 0.0,
         f"{prefix}/budget_exhausted/mean": sum(reason in BUDGET_TERMINATIONS for reason in ended) / n,
     }
     for reason in sorted(set(ended)):

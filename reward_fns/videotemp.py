@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tools import protocol
 from reward_fns.answer_parsing import (
     answer_segments,
     final_answer,
@@ -33,6 +32,7 @@ from reward_fns.answer_parsing import (
     tool_call_turns,
 )
 from reward_fns.segments import DEFAULT_IOU_HIGH, DEFAULT_IOU_LOW, Segment, normalise_iou, segment_score
+from tools import protocol
 from tools.files import parquet_value
 from tools.segments import parse_segments
 

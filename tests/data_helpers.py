@@ -48,12 +48,21 @@ def read_rejects(out_dir: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def reference_rl_row(video: str, *, data_type: str = "qa", timestamp=((2.0, 5.0),), solution: str = "<answer>B</answer>",
-                     question: str = "Which colour?\nA. red\nB. blue\nC. green\nD. cyan") -> dict[str, Any]:
+def reference_rl_row(
+    video: str,
+    *,
+    data_type: str = "qa",
+    timestamp=((2.0, 5.0),),
+    solution: str = "<answer>B</answer>",
+    question: str = "Which colour?\nA. red\nB. blue\nC. green\nD. cyan",
+) -> dict[str, Any]:
     """A row in the reference RL format."""
     return {
         "messages": [{"role": "system", "content": "old prompt"}, {"role": "user", "content": "<video>" + question}],
-        "videos": [video], "data_type": data_type, "timestamp": [list(t) for t in timestamp], "solution": solution,
+        "videos": [video],
+        "data_type": data_type,
+        "timestamp": [list(t) for t in timestamp],
+        "solution": solution,
     }
 
 
@@ -76,8 +85,10 @@ def sft_row(video: str, calls: list[tuple[float, float]], *, clips: str = "range
     ``clips``: "range" ({"video", "clip"} entries), "derive" (only the main video listed), or a list of
     clip file paths passed as the string "files:" + comma-joined paths.
     """
-    messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": "<video>Which colour?\nA. red\nB. blue"}]
+    messages = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": "<video>Which colour?\nA. red\nB. blue"},
+    ]
     for k, (start, end) in enumerate(calls):
         messages += [assistant_tool(start, end, think=f"call {k}"), feedback()]
     messages.append(assistant_answer(answer, think=f"answer after {len(calls)} calls"))
@@ -86,7 +97,7 @@ def sft_row(video: str, calls: list[tuple[float, float]], *, clips: str = "range
     elif clips == "derive":
         videos = [video]
     elif clips.startswith("files:"):
-        videos = [video, *clips[len("files:"):].split(",")]
+        videos = [video, *clips[len("files:") :].split(",")]
     else:
         raise ValueError(clips)
     return {"messages": messages, "videos": videos}

@@ -13,8 +13,20 @@ PYTHON = sys.executable
 
 # Budgets that keep the tiny model fast on CPU (64x48 fixture videos).
 SMALL_RUN_ARGS = [
-    "--min-pixels", "3136", "--max-pixels", "12544", "--max-frames", "16",
-    "--prompt-length", "4096", "--response-length", "4096", "--max-model-len", "8192", "--max-new-tokens", "64",
+    "--min-pixels",
+    "3136",
+    "--max-pixels",
+    "12544",
+    "--max-frames",
+    "16",
+    "--prompt-length",
+    "4096",
+    "--response-length",
+    "4096",
+    "--max-model-len",
+    "8192",
+    "--max-new-tokens",
+    "64",
 ]
 
 
@@ -22,7 +34,10 @@ def underscored(args: list[str]) -> list[str]:
     """``args`` with every flag in its underscore spelling (``--max-frames`` -> ``--max_frames``), still accepted."""
     return ["--" + a[2:].replace("-", "_") if a.startswith("--") else a for a in args]
 
-TOOL_CALL = '<tool_call>{{"name": "get_video_clip_frame", "arguments": [{{"start_time": {s}, "end_time": {e}}}]}}</tool_call>'
+
+TOOL_CALL = (
+    '<tool_call>{{"name": "get_video_clip_frame", "arguments": [{{"start_time": {s}, "end_time": {e}}}]}}</tool_call>'
+)
 
 
 def tool_turn(start: float, end: float, think: str = "look closer") -> str:
@@ -52,7 +67,9 @@ def write_script(path: Path, turns_by_id: dict[str, list[str]]) -> Path:
 
 def env() -> dict[str, str]:
     e = dict(os.environ)
-    e.update(FORCE_QWENVL_VIDEO_READER="decord", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO))
+    e.update(
+        FORCE_QWENVL_VIDEO_READER="decord", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(REPO)
+    )
     return e
 
 

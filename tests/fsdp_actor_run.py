@@ -59,9 +59,10 @@ def _full_params(module) -> dict[str, "torch.Tensor"]:  # noqa: F821
 
 async def _loop_batch(config, model_dir, video):
     from loop_helpers import row
+    from verl.utils.tokenizer import hf_tokenizer
+
     from eval.harness.local_rollout import LocalRollout
     from eval.harness.scripted_server import ScriptedServerClient
-    from verl.utils.tokenizer import hf_tokenizer
 
     client = ScriptedServerClient(hf_tokenizer(str(model_dir)), _script)
     rollout = LocalRollout(config, client)
@@ -75,15 +76,15 @@ def main(out_path: Path, work: Path) -> None:
 
     import torch
     import torch.distributed as dist
-    from transformers import AutoModelForImageTextToText
-
     import verl.utils.tensordict_utils as tu
     from loop_helpers import index_video, sample_ids, tiny_model
-    from eval.harness.local_rollout import compose_config
+    from transformers import AutoModelForImageTextToText
     from verl.utils.device import get_device_name  # noqa: F401  (platform selected)
     from verl.workers.engine_workers import ActorRolloutRefWorker
     from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
     from vllm_rollout_run import transformers_log_probs
+
+    from eval.harness.local_rollout import compose_config
 
     model_dir = tiny_model(work)
     video = index_video(work / "index.mp4")
@@ -155,8 +156,10 @@ def main(out_path: Path, work: Path) -> None:
         },
     )
     timings["update_s"] = time.perf_counter() - t0
-    metrics = {k: (v if isinstance(v, (int, float)) else (v[0] if isinstance(v, list) and v else str(v)))
-               for k, v in tu.get(out, "metrics").items()}
+    metrics = {
+        k: (v if isinstance(v, (int, float)) else (v[0] if isinstance(v, list) and v else str(v)))
+        for k, v in tu.get(out, "metrics").items()
+    }
     after = _full_params(actor.actor.engine.module)
 
     samples = []

@@ -25,8 +25,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from eval.tasks.fixtures import build_fixture_benchmarks
 from data_helpers import reference_rl_row, sft_row, write_jsonl
+
+from eval.tasks.fixtures import build_fixture_benchmarks
 
 
 def _copy(src: Path, dest: Path) -> None:
@@ -65,7 +66,7 @@ def _write(path: Path, data: bytes) -> Path:
 def split_parts(folder: Path, base: str, data: bytes, n: int) -> list[Path]:
     """``data`` cut into ``n`` files ``base.part-aa``, ``-ab``, ... (what ``split`` writes)."""
     size = -(-len(data) // n)
-    return [_write(folder / f"{base}.part-a{chr(ord('a') + i)}", data[i * size:(i + 1) * size]) for i in range(n)]
+    return [_write(folder / f"{base}.part-a{chr(ord('a') + i)}", data[i * size : (i + 1) * size]) for i in range(n)]
 
 
 def build_benchmark_hub(mirror: Path, bench: Path) -> None:
@@ -84,10 +85,18 @@ def build_benchmark_hub(mirror: Path, bench: Path) -> None:
     for track in ("Perception", "Comprehension", "Adaptation"):
         _copy(bench / f"videommmu/{track}/test-00000-of-00001.parquet", mm / f"{track}/test-00000-of-00001.parquet")
     clips = {p.stem: p for p in (bench / "videommmu").rglob("*.mp4")}
-    _zip(mm / "Art.zip", {"Art/perception_a.mp4": clips["perception_a"], "__MACOSX/Art/._perception_a.mp4": b"\0junk",
-                          "Art/adaptation_a.mp4": clips["adaptation_a"]})
-    _zip(mm / "Science.zip", {"Science/comprehension_b.mp4": clips["comprehension_b"],
-                              "__MACOSX/Science/._comprehension_b.mp4": b"\0junk"})
+    _zip(
+        mm / "Art.zip",
+        {
+            "Art/perception_a.mp4": clips["perception_a"],
+            "__MACOSX/Art/._perception_a.mp4": b"\0junk",
+            "Art/adaptation_a.mp4": clips["adaptation_a"],
+        },
+    )
+    _zip(
+        mm / "Science.zip",
+        {"Science/comprehension_b.mp4": clips["comprehension_b"], "__MACOSX/Science/._comprehension_b.mp4": b"\0junk"},
+    )
 
     _copy(bench / "lvbench/video_info.meta.jsonl", mirror / "zai-org/LVBench/video_info.meta.jsonl")
     (mirror / "zai-org/LVBench/README.md").write_text("metadata only\n")
@@ -100,8 +109,12 @@ def build_benchmark_hub(mirror: Path, bench: Path) -> None:
         # the release names videos relative to the data root; one row keeps a prefix from the authors' machine
         row["videos"] = [f"/mnt/data/videotemp/LongVILA/{name}" if i == 2 else f"LongVILA/{name}"]
     write_jsonl(vt / "annotations/videotemp_bench_test.jsonl", rows)
-    _write(vt / "videos/videos_part_0000.tar.gz", tar_gz_bytes({"LongVILA/a.mp4": bench / "videotemp_bench/videos/a.mp4"}))
-    _write(vt / "videos/videos_part_0001.tar.gz", tar_gz_bytes({"LongVILA/b.mp4": bench / "videotemp_bench/videos/b.mp4"}))
+    _write(
+        vt / "videos/videos_part_0000.tar.gz", tar_gz_bytes({"LongVILA/a.mp4": bench / "videotemp_bench/videos/a.mp4"})
+    )
+    _write(
+        vt / "videos/videos_part_0001.tar.gz", tar_gz_bytes({"LongVILA/b.mp4": bench / "videotemp_bench/videos/b.mp4"})
+    )
 
 
 TRAINING_SFT = {"sft": ("activitynet", "charades", "video_r1_video"), "sft_tool_call": ("activitynet", "qvhighlight")}
@@ -112,35 +125,65 @@ def build_training_hub(mirror: Path, video_a: Path, video_b: Path) -> dict[str, 
     repo = mirror / "Kwai-Keye/VideoTemp-o3"
     counts: dict[str, int] = {}
     sft_members: dict[str, Path | bytes] = {
-        "ActivityNet/v_a.mp4": video_a, "Charades_v1/B.mp4": video_b, "Video-R1-data/r1_a.mp4": video_a,
-        "QVhilights/q_b.mp4": video_b, "cropped_video/v_a_2_5.mp4": video_a,
+        "ActivityNet/v_a.mp4": video_a,
+        "Charades_v1/B.mp4": video_b,
+        "Video-R1-data/r1_a.mp4": video_a,
+        "QVhilights/q_b.mp4": video_b,
+        "cropped_video/v_a_2_5.mp4": video_a,
     }
     for folder, names in TRAINING_SFT.items():
         for name in names:
-            video = {"activitynet": "ActivityNet/v_a.mp4", "charades": "Charades_v1/B.mp4",
-                     "video_r1_video": "Video-R1-data/r1_a.mp4", "qvhighlight": "QVhilights/q_b.mp4"}[name]
+            video = {
+                "activitynet": "ActivityNet/v_a.mp4",
+                "charades": "Charades_v1/B.mp4",
+                "video_r1_video": "Video-R1-data/r1_a.mp4",
+                "qvhighlight": "QVhilights/q_b.mp4",
+            }[name]
             if folder == "sft":
                 rows = [sft_row(video, [], answer="A"), sft_row(video, [], answer="B")]
             else:
-                rows = [sft_row(video, [(2.0, 5.0)], clips="files:cropped_video/v_a_2_5.mp4"),
-                        sft_row(video, [(1.0, 4.0)], clips="range")]
+                rows = [
+                    sft_row(video, [(2.0, 5.0)], clips="files:cropped_video/v_a_2_5.mp4"),
+                    sft_row(video, [(1.0, 4.0)], clips="range"),
+                ]
             write_jsonl(repo / folder / f"{name}.jsonl", rows)
             counts[f"{folder}/{name}.jsonl"] = len(rows)
-    qa = [reference_rl_row("qa/longvideo/a.mp4"), reference_rl_row("qa/longvideo/b.mp4", timestamp=((4.0, 7.0),),
-                                                                      solution="A")]
-    grounding = [reference_rl_row("ActivityNet/v_a.mp4", data_type="grounding", solution="<answer>2.0 - 5.0</answer>",
-                                  question="Find the red square."),
-                 reference_rl_row("Charades_v1/B.mp4", data_type="grounding", timestamp=((4.0, 7.0),),
-                                  solution="<answer>4.0 - 7.0</answer>", question="Find the blue square.")]
+    qa = [
+        reference_rl_row("qa/longvideo/a.mp4"),
+        reference_rl_row("qa/longvideo/b.mp4", timestamp=((4.0, 7.0),), solution="A"),
+    ]
+    grounding = [
+        reference_rl_row(
+            "ActivityNet/v_a.mp4",
+            data_type="grounding",
+            solution="<answer>2.0 - 5.0</answer>",
+            question="Find the red square.",
+        ),
+        reference_rl_row(
+            "Charades_v1/B.mp4",
+            data_type="grounding",
+            timestamp=((4.0, 7.0),),
+            solution="<answer>4.0 - 7.0</answer>",
+            question="Find the blue square.",
+        ),
+    ]
     write_jsonl(repo / "rl/qa-1k.jsonl", qa)
     write_jsonl(repo / "rl/grounding.jsonl", grounding)
     counts["rl/qa-1k.jsonl"], counts["rl/grounding.jsonl"] = len(qa), len(grounding)
     members = list(sft_members.items())
     _write(repo / "sft_videos/videos_part_0000.tar.gz", tar_gz_bytes(dict(members[:3])))
     _write(repo / "sft_videos/videos_part_0001.tar.gz", tar_gz_bytes(dict(members[3:])))
-    _write(repo / "rl_videos/videos_part_0000.tar.gz", tar_gz_bytes({
-        "qa/longvideo/a.mp4": video_a, "qa/longvideo/b.mp4": video_b, "ActivityNet/v_a.mp4": video_a,
-        "Charades_v1/B.mp4": video_b}))
+    _write(
+        repo / "rl_videos/videos_part_0000.tar.gz",
+        tar_gz_bytes(
+            {
+                "qa/longvideo/a.mp4": video_a,
+                "qa/longvideo/b.mp4": video_b,
+                "ActivityNet/v_a.mp4": video_a,
+                "Charades_v1/B.mp4": video_b,
+            }
+        ),
+    )
     (repo / "README.md").write_text("VideoTemp-o3 training data\n")
     return counts
 

@@ -119,6 +119,7 @@ async def test_hf_server_never_samples_vision_placeholders(model25):
     first = (await client.generate("a", prompt_ids=ids, sampling_params=params)).token_ids[0]
     pads = [tok.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")]
     assert sorted(client.banned_token_ids) == sorted(pads)
+
     # Make both placeholders the model's favourite next token: the ban must still keep them out.
     def favour_pads(module, inputs, output):
         output[..., pads] += 1e4

@@ -17,10 +17,10 @@ from loop_helpers import answer, assert_video_alignment, rollout, row, sample_id
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
-from tools import protocol
-from recipe.videotemp_o3.messages import decode_image
 from eval.harness.hf_server import HFServerClient, image_inputs, image_token_count
 from eval.harness.scripted_server import ScriptedServerClient
+from recipe.videotemp_o3.messages import decode_image
+from tools import protocol
 
 # 160x120 source, at most 6,272 px: qwen-vl-utils resizes it to 84x56 -> grid (1, 4, 6) -> 6 pad tokens.
 IMAGE_SIZE = (160, 120)
@@ -70,12 +70,24 @@ def _expected_ids(processor, image, videos, turns) -> list[int]:
         {"role": "user", "content": [{"type": "video"}, {"type": "image"}, {"type": "text", "text": "What happens?"}]},
         {"role": "assistant", "content": turns[0]},
         # RL rules: "<video>\n" per clip, then the success sentence (the reference's feedback text)
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "\n"},
-                                     {"type": "text", "text": protocol.TOOL_SUCCESS_TEXT}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "video"},
+                {"type": "text", "text": "\n"},
+                {"type": "text", "text": protocol.TOOL_SUCCESS_TEXT},
+            ],
+        },
     ]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + turns[1]
-    out = processor(text=[text], images=[image], videos=[v[0] for v in videos], video_metadata=[v[1] for v in videos],
-                    do_sample_frames=False, return_tensors="pt")
+    out = processor(
+        text=[text],
+        images=[image],
+        videos=[v[0] for v in videos],
+        video_metadata=[v[1] for v in videos],
+        do_sample_frames=False,
+        return_tensors="pt",
+    )
     return out["input_ids"][0].tolist()
 
 
@@ -177,7 +189,9 @@ async def test_hf_server_rejects_image_pad_mismatch(model25, image_path, process
     client = HFServerClient.from_pretrained(model25)
     tok = client.tokenizer
     image = decode_image(image_block(image_path), image_patch_size=14)
-    pads = [tok.convert_tokens_to_ids("<|vision_start|>")] + [tok.convert_tokens_to_ids("<|image_pad|>")] * (IMAGE_PADS - 1)
+    pads = [tok.convert_tokens_to_ids("<|vision_start|>")] + [tok.convert_tokens_to_ids("<|image_pad|>")] * (
+        IMAGE_PADS - 1
+    )
     ids = tok.encode("look", add_special_tokens=False) + pads + [tok.convert_tokens_to_ids("<|vision_end|>")]
     with pytest.raises(ValueError, match="5 image placeholder tokens but the processor produces 6"):
         await client.generate("r", prompt_ids=ids, sampling_params={"max_tokens": 2}, image_data=[image])

@@ -14,8 +14,14 @@ def messages(*blocks):
 
 
 def test_video_block_path_and_budget():
-    block = {"type": "video", "video": "file:///data/v.mp4", "fps": 1.0, "max_frames": 64.0,
-             "min_pixels": None, "max_pixels": float("nan")}
+    block = {
+        "type": "video",
+        "video": "file:///data/v.mp4",
+        "fps": 1.0,
+        "max_frames": 64.0,
+        "min_pixels": None,
+        "max_pixels": float("nan"),
+    }
     msgs = messages(block, {"type": "image", "image": "a.png"}, {"type": "image", "image": "b.png"})
     assert video_block(msgs) is block
     assert [b["image"] for b in image_blocks(msgs)] == ["a.png", "b.png"]

@@ -23,9 +23,9 @@ from loop_helpers import (
 from transformers import AutoProcessor
 
 from data_prep.synthetic_video import read_frame_index
-from tools import protocol
-from recipe.videotemp_o3.prompt_cache import prompt_video_cache
 from eval.harness.scripted_server import ScriptedServerClient
+from recipe.videotemp_o3.prompt_cache import prompt_video_cache
+from tools import protocol
 
 
 def scripted(processor, turns):
@@ -45,8 +45,13 @@ def _expected_ids(processor, question, videos, turns, feedbacks):
         clips = [block for _ in range(n_clips) for block in ({"type": "video"}, {"type": "text", "text": "\n"})]
         messages.append({"role": "user", "content": clips + [{"type": "text", "text": text}]})
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + turns[-1]
-    out = processor(text=[text], videos=[v[0] for v in videos], video_metadata=[v[1] for v in videos],
-                    do_sample_frames=False, return_tensors="pt")
+    out = processor(
+        text=[text],
+        videos=[v[0] for v in videos],
+        video_metadata=[v[1] for v in videos],
+        do_sample_frames=False,
+        return_tensors="pt",
+    )
     return out["input_ids"][0].tolist()
 
 
@@ -68,7 +73,7 @@ async def test_tool_call_then_answer(model25, processor25, video):
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     gen1 = tok.encode(turns[0], add_special_tokens=False) + [im_end]
     gen2 = tok.encode(turns[1], add_special_tokens=False)
-    assert response[: len(gen1)] == gen1 and response[-len(gen2):] == gen2
+    assert response[: len(gen1)] == gen1 and response[-len(gen2) :] == gen2
     assert mask.tolist() == [1] * len(gen1) + [0] * (len(response) - len(gen1) - len(gen2)) + [1] * len(gen2)
     feedback = tok.decode(response[len(gen1) : len(response) - len(gen2)], skip_special_tokens=False)
     assert feedback.startswith("\n<|im_start|>user\n<|vision_start|><|video_pad|>")
@@ -134,22 +139,33 @@ def _range_failure(*messages: str) -> str:
 # The reference RL scheduler's feedback for each malformed turn.
 BAD_TURNS = {
     "no_tags": ("I think the answer is A.", protocol.no_timestamp_text()),
-    "broken_json": ("<think>x</think><tool_call>{\"name\": \"get_video_clip_frame\", </tool_call>",
-                    protocol.no_timestamp_text()),
-    "wrong_tool": ('<think>x</think><tool_call>{"name": "crop", "arguments": []}</tool_call>',
-                   protocol.no_timestamp_text()),
+    "broken_json": (
+        '<think>x</think><tool_call>{"name": "get_video_clip_frame", </tool_call>',
+        protocol.no_timestamp_text(),
+    ),
+    "wrong_tool": (
+        '<think>x</think><tool_call>{"name": "crop", "arguments": []}</tool_call>',
+        protocol.no_timestamp_text(),
+    ),
     "negative": (tool_call((-5, -1)), _range_failure("Invalid timestamp: start=-5.0, end=-1.0")),
-    "nan": ('<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
-            '[{"start_time": NaN, "end_time": 3}]}</tool_call>', _range_failure("Invalid timestamp: start=nan, end=3.0")),
+    "nan": (
+        '<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
+        '[{"start_time": NaN, "end_time": 3}]}</tool_call>',
+        _range_failure("Invalid timestamp: start=nan, end=3.0"),
+    ),
     "huge": (tool_call((1e300, 1e308)), _range_failure("nframes should in interval [2, 0], but got 0.")),
     "inverted": (tool_call((8, 2)), _range_failure("Invalid timestamp: start=8.0, end=2.0")),
     "fifty_ranges": (tool_call(*[(i / 10, i / 10 + 1) for i in range(50)]), protocol.TOOL_SUCCESS_TEXT),
-    "unclosed_tool_call": ('<think>x</think><tool_call>{"name": "get_video_clip_frame"',
-                           protocol.no_timestamp_text()),
-    "single_object": ('<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
-                      '{"start_time": 1, "end_time": 3}}</tool_call>', protocol.no_timestamp_text()),
-    "empty_list": ('<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": []}</tool_call>',
-                   protocol.no_timestamp_text()),
+    "unclosed_tool_call": ('<think>x</think><tool_call>{"name": "get_video_clip_frame"', protocol.no_timestamp_text()),
+    "single_object": (
+        '<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": '
+        '{"start_time": 1, "end_time": 3}}</tool_call>',
+        protocol.no_timestamp_text(),
+    ),
+    "empty_list": (
+        '<think>x</think><tool_call>{"name": "get_video_clip_frame", "arguments": []}</tool_call>',
+        protocol.no_timestamp_text(),
+    ),
 }
 
 
@@ -227,7 +243,9 @@ async def test_context_budget(model25, processor25, video):
     # max_model_len just below the full length: the second turn gets the remaining context only.
     limit = len(prompt) + len(response) - 3
     client = scripted(processor25, turns)
-    batch = await rollout(model25, client, [f"++actor_rollout_ref.rollout.max_model_len={limit}"]).generate([row(video)])
+    batch = await rollout(model25, client, [f"++actor_rollout_ref.rollout.max_model_len={limit}"]).generate(
+        [row(video)]
+    )
     p2, r2, _ = sample_ids(batch, 0)
     assert batch.non_tensor_batch["termination"][0] == "context_budget"
     assert len(p2) + len(r2) == limit
@@ -283,7 +301,9 @@ async def test_eval_rules_no_clip_cap_and_close_tag_ends(model25, processor25, v
     assert nt["n_clips"][0] == 5 and nt["termination"][0] == "answer"
     assert len(assert_video_alignment(processor25, batch, 0)) == 1 + 5
     # eval feedback: the clips then the success sentence, no newline between
-    assert client.calls[1].prompt_text.endswith("<|vision_end|>" + protocol.TOOL_SUCCESS_TEXT + "<|im_end|>\n<|im_start|>assistant\n")
+    assert client.calls[1].prompt_text.endswith(
+        "<|vision_end|>" + protocol.TOOL_SUCCESS_TEXT + "<|im_end|>\n<|im_start|>assistant\n"
+    )
     # "</answer>" without an <answer> block ends the loop; the final answer is the whole text
     assert nt["final_answer"][0] == turns[1]
 
@@ -338,7 +358,9 @@ async def test_group_shares_one_prompt_decode(model25, processor25, video):
 async def test_qwen_vl_utils_reader_matches_token_layout(model25, processor25, video):
     """verl's own decode path (for comparison) still gives an aligned batch."""
     turns = [tool_call((4, 7)), answer("B")]
-    batch = await rollout(model25, scripted(processor25, turns), prompt_video_reader="qwen_vl_utils").generate([row(video)])
+    batch = await rollout(model25, scripted(processor25, turns), prompt_video_reader="qwen_vl_utils").generate(
+        [row(video)]
+    )
     videos = assert_video_alignment(processor25, batch, 0)
     assert videos[0][0].shape[0] == PROMPT_MAX_FRAMES
     assert batch.non_tensor_batch["termination"][0] == "answer"

@@ -15,11 +15,23 @@ from tools.cli import VERL_OPTIONAL_ENGINES, ArgumentParser, dashed_argv, quiet_
 
 # Every program a user runs by path; each must answer --help without torch or verl.
 SCRIPTS = [
-    "data_prep/prepare_rl.py", "data_prep/prepare_sft.py", "data_prep/convert_grounding.py", "data_prep/download.py",
-    "data_prep/make_synthetic.py", "data_prep/make_tiny_model.py", "data_prep/synthetic_video.py",
-    "eval/run.py", "eval/score.py", "eval/view.py", "eval/checkpoint.py", "eval/merge.py",
-    "tools/video_clip.py", "benchmarks/agent_loop_memory.py", "benchmarks/parsing_time.py",
-    "benchmarks/tool_latency.py", "examples/plot_reward_curves.py",
+    "data_prep/prepare_rl.py",
+    "data_prep/prepare_sft.py",
+    "data_prep/convert_grounding.py",
+    "data_prep/download.py",
+    "data_prep/make_synthetic.py",
+    "data_prep/make_tiny_model.py",
+    "data_prep/synthetic_video.py",
+    "eval/run.py",
+    "eval/score.py",
+    "eval/view.py",
+    "eval/checkpoint.py",
+    "eval/merge.py",
+    "tools/video_clip.py",
+    "benchmarks/agent_loop_memory.py",
+    "benchmarks/parsing_time.py",
+    "benchmarks/tool_latency.py",
+    "examples/plot_reward_curves.py",
 ]
 
 
@@ -73,10 +85,16 @@ def test_quiet_verl_warnings_filters_the_engine_warnings_only():
         warnings.simplefilter("always")
         quiet_verl_warnings(env)
         for name in VERL_OPTIONAL_ENGINES:
-            warnings.warn_explicit(f"{name} engine is not available: ModuleNotFoundError('x')", UserWarning,
-                                   "verl/workers/engine/__init__.py", 32, module="verl.workers.engine")
-        warnings.warn_explicit("something else", UserWarning, "verl/workers/engine/__init__.py", 1,
-                               module="verl.workers.engine")
+            warnings.warn_explicit(
+                f"{name} engine is not available: ModuleNotFoundError('x')",
+                UserWarning,
+                "verl/workers/engine/__init__.py",
+                32,
+                module="verl.workers.engine",
+            )
+        warnings.warn_explicit(
+            "something else", UserWarning, "verl/workers/engine/__init__.py", 1, module="verl.workers.engine"
+        )
     assert [str(w.message) for w in caught] == ["something else"]
     entries = env["PYTHONWARNINGS"].split(",")
     assert entries[0] == "default::DeprecationWarning" and len(entries) == 1 + len(VERL_OPTIONAL_ENGINES)
@@ -89,9 +107,11 @@ def test_pythonwarnings_entries_silence_a_child_process():
     env.pop("PYTHONWARNINGS", None)
     with warnings.catch_warnings():
         quiet_verl_warnings(env)
-    code = ("import warnings\n"
-            "warnings.warn_explicit('megatron engine is not available: x', UserWarning, 'e.py', 1, module='verl.workers.engine')\n"
-            "warnings.warn_explicit('kept', UserWarning, 'e.py', 2, module='verl.workers.engine')\n")
+    code = (
+        "import warnings\n"
+        "warnings.warn_explicit('megatron engine is not available: x', UserWarning, 'e.py', 1, module='verl.workers.engine')\n"
+        "warnings.warn_explicit('kept', UserWarning, 'e.py', 2, module='verl.workers.engine')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "megatron engine" not in done.stderr and "UserWarning: kept" in done.stderr
@@ -100,12 +120,20 @@ def test_pythonwarnings_entries_silence_a_child_process():
 
 def test_pythonwarnings_for_launch_scripts_keeps_the_user_filters():
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONWARNINGS": "error::FutureWarning"}
-    done = subprocess.run([sys.executable, "-m", "tools.cli", "pythonwarnings"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "pythonwarnings"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     entries = done.stdout.strip().split(",")
     assert entries[0] == "error::FutureWarning"
-    assert entries[1:] == [f"ignore:{n} engine is not available:UserWarning:verl.workers.engine" for n in VERL_OPTIONAL_ENGINES]
+    assert entries[1:] == [
+        f"ignore:{n} engine is not available:UserWarning:verl.workers.engine" for n in VERL_OPTIONAL_ENGINES
+    ]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -113,11 +141,19 @@ def test_help_by_path_is_dashed_and_loads_neither_torch_nor_verl(script):
     # The path form finds the project's packages through the installed (editable) project; PYTHONPATH stands
     # in for installing this checkout.
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-X", "importtime", script, "--help"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", script, "--help"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage:" in done.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert not imported & {"torch", "verl", "vllm", "transformers"}, sorted(imported & {"torch", "verl", "vllm", "transformers"})
+    assert not imported & {"torch", "verl", "vllm", "transformers"}, sorted(
+        imported & {"torch", "verl", "vllm", "transformers"}
+    )
     flags = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9_-]*", done.stdout))
     assert flags and not [f for f in flags if "_" in f], sorted(flags)

@@ -46,20 +46,52 @@ def _rows(out: Path) -> list[dict]:
 def test_charades_sta(source_videos, tmp_path):
     out = tmp_path / "charades_sta"
     _place(source_videos, out / "videos", {"AO8RW.mp4": "a", "3MSZA.mp4": "b"})
-    code, text = _run("charades_sta", "--annotations", str(OFFICIAL / "charades_sta_test.txt"),
-                      "--durations", str(OFFICIAL / "Charades_v1_test.csv"), "--out-dir", str(out))
+    code, text = _run(
+        "charades_sta",
+        "--annotations",
+        str(OFFICIAL / "charades_sta_test.txt"),
+        "--durations",
+        str(OFFICIAL / "Charades_v1_test.csv"),
+        "--out-dir",
+        str(out),
+    )
     assert code == 0
     assert "6 questions: 3 converted (1 spans clamped to the video), 3 skipped" in text
-    for reason in ("line is not 'VID start end##sentence'", "span ends before it starts", "video not in the durations csv"):
+    for reason in (
+        "line is not 'VID start end##sentence'",
+        "span ends before it starts",
+        "video not in the durations csv",
+    ):
         assert f"skipped 1: {reason}" in text
     assert _rows(out) == [
-        {"id": "AO8RW_0", "video": "videos/AO8RW.mp4", "duration": 8.0, "query": "a person opens a door.", "span": [2.0, 5.0]},
-        {"id": "AO8RW_1", "video": "videos/AO8RW.mp4", "duration": 8.0, "query": "person turns on the light.", "span": [1.5, 8.0]},
-        {"id": "3MSZA_0", "video": "videos/3MSZA.mp4", "duration": 8.0, "query": "a person is sitting on a chair.", "span": [4.0, 7.0]},
+        {
+            "id": "AO8RW_0",
+            "video": "videos/AO8RW.mp4",
+            "duration": 8.0,
+            "query": "a person opens a door.",
+            "span": [2.0, 5.0],
+        },
+        {
+            "id": "AO8RW_1",
+            "video": "videos/AO8RW.mp4",
+            "duration": 8.0,
+            "query": "person turns on the light.",
+            "span": [1.5, 8.0],
+        },
+        {
+            "id": "3MSZA_0",
+            "video": "videos/3MSZA.mp4",
+            "duration": 8.0,
+            "query": "a person is sitting on a chair.",
+            "span": [4.0, 7.0],
+        },
     ]
     samples = load_benchmark("charades_sta", out)
     assert [(s.id, s.span, Path(s.video).name) for s in samples] == [
-        ("AO8RW_0", (2.0, 5.0), "AO8RW.mp4"), ("AO8RW_1", (1.5, 8.0), "AO8RW.mp4"), ("3MSZA_0", (4.0, 7.0), "3MSZA.mp4")]
+        ("AO8RW_0", (2.0, 5.0), "AO8RW.mp4"),
+        ("AO8RW_1", (1.5, 8.0), "AO8RW.mp4"),
+        ("3MSZA_0", (4.0, 7.0), "3MSZA.mp4"),
+    ]
     assert samples[0].question.endswith("# Sentence: a person opens a door.")
 
 
@@ -67,8 +99,15 @@ def test_activitynet_mr(source_videos, tmp_path):
     out = tmp_path / "activitynet_mr"
     # one file carries the v_ prefix, one not, and one in a subfolder: found by name at any depth
     _place(source_videos, tmp_path / "anet_videos", {"v_uqiMw7tQ1Cc.mp4": "a", "val/bXdq2zI1Ms0.mkv": "b"})
-    code, text = _run("activitynet_mr", "--annotations", str(OFFICIAL / "activitynet_val_2.json"),
-                      "--videos", str(tmp_path / "anet_videos"), "--out-dir", str(out))
+    code, text = _run(
+        "activitynet_mr",
+        "--annotations",
+        str(OFFICIAL / "activitynet_val_2.json"),
+        "--videos",
+        str(tmp_path / "anet_videos"),
+        "--out-dir",
+        str(out),
+    )
     assert code == 0
     assert "5 questions: 3 converted (1 spans clamped to the video), 2 skipped" in text
     assert "skipped 2: video not found" in text
@@ -85,9 +124,17 @@ def test_activitynet_mr(source_videos, tmp_path):
 def test_nextgqa_several_spans(source_videos, tmp_path):
     out = tmp_path / "nextgqa"
     _place(source_videos, out / "videos", {"0000/1001.mp4": "a", "0001/2002.mp4": "b"})
-    code, text = _run("nextgqa", "--questions", str(OFFICIAL / "nextgqa_test.csv"),
-                      "--spans", str(OFFICIAL / "nextgqa_gsub_test.json"),
-                      "--video-map", str(OFFICIAL / "nextgqa_map_vid_vidorID.json"), "--out-dir", str(out))
+    code, text = _run(
+        "nextgqa",
+        "--questions",
+        str(OFFICIAL / "nextgqa_test.csv"),
+        "--spans",
+        str(OFFICIAL / "nextgqa_gsub_test.json"),
+        "--video-map",
+        str(OFFICIAL / "nextgqa_map_vid_vidorID.json"),
+        "--out-dir",
+        str(out),
+    )
     assert code == 0
     assert "5 questions: 3 converted (1 with several evidence spans), 2 skipped" in text
     assert "skipped 1: no evidence span" in text and "skipped 1: answer not among the options" in text
@@ -105,8 +152,13 @@ def test_nextgqa_several_spans(source_videos, tmp_path):
         assert "annotations.jsonl:2" in str(exc) and "span" in str(exc)
         single = out / "single"
         single.mkdir()
-        (single / "annotations.jsonl").write_text("".join(
-            json.dumps({**r, "video": str(out / r["video"])}) + "\n" for r in rows if not isinstance(r["span"][0], list)))
+        (single / "annotations.jsonl").write_text(
+            "".join(
+                json.dumps({**r, "video": str(out / r["video"])}) + "\n"
+                for r in rows
+                if not isinstance(r["span"][0], list)
+            )
+        )
         samples = load_benchmark("nextgqa", single)
         assert [(s.id, s.answer, s.span) for s in samples] == [("1001_0", "B", (2.0, 5.0)), ("2002_3", "C", (4.0, 7.0))]
     else:
@@ -117,8 +169,15 @@ def test_nextgqa_several_spans(source_videos, tmp_path):
 def test_rextime(source_videos, tmp_path):
     out = tmp_path / "rextime"
     _place(source_videos, out / "videos", {"anet/v_uqiMw7tQ1Cc.mp4": "a", "qvh/j7rJstUseKg_60.0_210.0.mp4": "b"})
-    code, text = _run("rextime", "--annotations", str(OFFICIAL / "rextime_val.json"),
-                      "--windows", str(OFFICIAL / "rextime_val.jsonl"), "--out-dir", str(out))
+    code, text = _run(
+        "rextime",
+        "--annotations",
+        str(OFFICIAL / "rextime_val.json"),
+        "--windows",
+        str(OFFICIAL / "rextime_val.jsonl"),
+        "--out-dir",
+        str(out),
+    )
     assert code == 0
     assert "3 questions: 2 converted, 1 skipped" in text and "skipped 1: answer not among the options" in text
     rows = _rows(out)
@@ -128,12 +187,20 @@ def test_rextime(source_videos, tmp_path):
     ]
     samples = load_benchmark("rextime", out)
     assert [(s.id, s.answer, s.span, s.duration) for s in samples] == [
-        ("anet_val_0", "A", (2.0, 5.0), 8.0), ("qvh_val_1", "B", (4.0, 7.0), 8.0)]
+        ("anet_val_0", "A", (2.0, 5.0), 8.0),
+        ("qvh_val_1", "B", (4.0, 7.0), 8.0),
+    ]
 
 
 def test_rextime_options_free_jsonl_is_refused_per_row(tmp_path):
-    code, text = _run("rextime", "--annotations", str(OFFICIAL / "rextime_val.jsonl"), "--out-dir", str(tmp_path),
-                      "--allow-missing-videos")
+    code, text = _run(
+        "rextime",
+        "--annotations",
+        str(OFFICIAL / "rextime_val.jsonl"),
+        "--out-dir",
+        str(tmp_path),
+        "--allow-missing-videos",
+    )
     assert code == 1  # nothing converted, nothing written
     assert "skipped 3: no options (use the json release" in text
     assert not (tmp_path / "annotations.jsonl").exists()
@@ -147,6 +214,13 @@ def test_bad_inputs_name_the_file(tmp_path):
     bad_csv.write_text("video,question\n1,x\n")
     with pytest.raises(cg.ConvertError, match="bad.csv: expected the columns"):
         cg.convert_nextgqa(bad_csv, OFFICIAL / "nextgqa_gsub_test.json", None, cg.VideoIndex(None), tmp_path)
-    code, _ = _run("activitynet_mr", "--annotations", str(OFFICIAL / "activitynet_val_2.json"),
-                   "--videos", str(tmp_path / "missing_dir"), "--out-dir", str(tmp_path))
+    code, _ = _run(
+        "activitynet_mr",
+        "--annotations",
+        str(OFFICIAL / "activitynet_val_2.json"),
+        "--videos",
+        str(tmp_path / "missing_dir"),
+        "--out-dir",
+        str(tmp_path),
+    )
     assert code == 2

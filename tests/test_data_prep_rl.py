@@ -45,8 +45,9 @@ def test_synthetic_rl_converts_with_expected_columns(tmp_path, data):
     assert [m["role"] for m in row["prompt"]] == ["system", "user"]
     assert row["prompt"][0]["content"] == SYSTEM_PROMPT
     assert row["prompt"][1]["content"].startswith("<video>\n") and row["prompt"][1]["content"].count("<video>") == 1
-    assert list(row["videos"]) == [{"video": path, "fps": 2.0, "max_frames": 512,
-                                    "min_pixels": TRAIN_PIXELS, "max_pixels": TRAIN_PIXELS}]
+    assert list(row["videos"]) == [
+        {"video": path, "fps": 2.0, "max_frames": 512, "min_pixels": TRAIN_PIXELS, "max_pixels": TRAIN_PIXELS}
+    ]
     truth = row["reward_model"]["ground_truth"]
     event = first.events[0]
     assert truth["data_type"] == "qa"
@@ -64,23 +65,33 @@ def test_synthetic_rl_converts_with_expected_columns(tmp_path, data):
 
 
 def test_round_trip_through_verl_rlhf_dataset(tmp_path, data):
+    import verl
     from model_helpers import tiny_model_dir
     from omegaconf import OmegaConf
-    import verl
     from verl.utils import hf_processor, hf_tokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     assert _run(tmp_path, [data.files["rl_qa"]], root=data.root) == 0
     cfg = OmegaConf.load(Path(verl.__file__).parent / "trainer" / "config" / "data" / "legacy_data.yaml")
     model = str(tiny_model_dir())
-    dataset = RLHFDataset(data_files=[str(tmp_path / "out" / "train.parquet")], tokenizer=hf_tokenizer(model),
-                          config=cfg, processor=hf_processor(model))
+    dataset = RLHFDataset(
+        data_files=[str(tmp_path / "out" / "train.parquet")],
+        tokenizer=hf_tokenizer(model),
+        config=cfg,
+        processor=hf_processor(model),
+    )
     item = dataset[1]
     video = data.videos[1]
     system, user = item["raw_prompt"]
     assert system["content"] == [{"type": "text", "text": SYSTEM_PROMPT}]
-    assert user["content"][0] == {"type": "video", "video": str(data.root / video.path), "fps": 2.0,
-                                  "max_frames": 512, "min_pixels": TRAIN_PIXELS, "max_pixels": TRAIN_PIXELS}
+    assert user["content"][0] == {
+        "type": "video",
+        "video": str(data.root / video.path),
+        "fps": 2.0,
+        "max_frames": 512,
+        "min_pixels": TRAIN_PIXELS,
+        "max_pixels": TRAIN_PIXELS,
+    }
     assert user["content"][1]["type"] == "text" and "What colour" in user["content"][1]["text"]
     assert item["reward_model"]["ground_truth"]["timestamps"] == [[video.events[0]["start"], video.events[0]["end"]]]
     assert item["agent_name"] == "videotemp_agent" and item["index"] == 1
@@ -90,10 +101,22 @@ def test_round_trip_through_verl_rlhf_dataset(tmp_path, data):
 def test_plain_schema_and_options(tmp_path, data):
     video = data.videos[0].path
     rows = [
-        {"video": video, "question": "Which colour?", "options": ["red", "blue", "green"], "answer": "B",
-         "timestamps": [[1.0, 3.0]], "data_type": "qa"},
-        {"video": video, "question": "Which colour?", "options": ["red", "blue"], "answer": 0,
-         "timestamps": [[1.0, 3.0]], "data_type": "qa"},
+        {
+            "video": video,
+            "question": "Which colour?",
+            "options": ["red", "blue", "green"],
+            "answer": "B",
+            "timestamps": [[1.0, 3.0]],
+            "data_type": "qa",
+        },
+        {
+            "video": video,
+            "question": "Which colour?",
+            "options": ["red", "blue"],
+            "answer": 0,
+            "timestamps": [[1.0, 3.0]],
+            "data_type": "qa",
+        },
         {"video": video, "question": "Find the red square.", "timestamps": [[1.0, 3.0]], "data_type": "grounding"},
     ]
     assert _run(tmp_path, [write_jsonl(tmp_path / "plain.jsonl", rows)], root=data.root) == 0
@@ -112,17 +135,17 @@ def test_every_malformed_class_is_rejected_with_file_and_line(tmp_path, data):
     two_videos = reference_rl_row(video)
     two_videos["videos"] = [video, video]
     rows = [
-        good,                                                                   # 1 ok
-        "{not json",                                                            # 2
-        no_solution,                                                            # 3
-        reference_rl_row("videos/missing.mp4"),                                 # 4
-        reference_rl_row(str(corrupt)),                                         # 5
-        reference_rl_row(video, timestamp=[(2.0, duration + 5)]),              # 6
-        reference_rl_row(video, timestamp=[(5.0, 2.0)]),                       # 7
-        reference_rl_row(video, solution="<answer>F</answer>"),                # 8
-        two_videos,                                                             # 9
-        reference_rl_row(video, data_type="caption"),                          # 10
-        reference_rl_row(video, solution="C"),                                 # 11 ok
+        good,  # 1 ok
+        "{not json",  # 2
+        no_solution,  # 3
+        reference_rl_row("videos/missing.mp4"),  # 4
+        reference_rl_row(str(corrupt)),  # 5
+        reference_rl_row(video, timestamp=[(2.0, duration + 5)]),  # 6
+        reference_rl_row(video, timestamp=[(5.0, 2.0)]),  # 7
+        reference_rl_row(video, solution="<answer>F</answer>"),  # 8
+        two_videos,  # 9
+        reference_rl_row(video, data_type="caption"),  # 10
+        reference_rl_row(video, solution="C"),  # 11 ok
     ]
     path = write_jsonl(tmp_path / "mixed.jsonl", rows)
     assert _run(tmp_path, [path], root=data.root) == 0
@@ -144,8 +167,9 @@ def test_every_malformed_class_is_rejected_with_file_and_line(tmp_path, data):
     assert [r["extra_info"]["source"] for _, r in df.iterrows()] == [f"{path}:1", f"{path}:11"]
 
     out2 = tmp_path / "strict"
-    rc = prepare_rl.main([str(path), "--video-root", str(data.root), "--output-dir", str(out2), "--no-progress",
-                          "--strict"])
+    rc = prepare_rl.main(
+        [str(path), "--video-root", str(data.root), "--output-dir", str(out2), "--no-progress", "--strict"]
+    )
     assert rc == 1
     assert not (out2 / "train.parquet").exists()
     assert len(read_rejects(out2)) == 9
@@ -167,7 +191,9 @@ def test_split_is_deterministic_and_probes_are_cached(tmp_path, data, monkeypatc
     monkeypatch.setattr(common, "_probe_one", no_probe)
     assert _run(tmp_path, [path], "--val-fraction", "0.25", "--seed", "3", root=data.root) == 0
     val_again = pd.read_parquet(out / "val.parquet")
-    assert list(val_again["extra_info"].map(lambda e: e["question"])) == list(val["extra_info"].map(lambda e: e["question"]))
+    assert list(val_again["extra_info"].map(lambda e: e["question"])) == list(
+        val["extra_info"].map(lambda e: e["question"])
+    )
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 
 
@@ -176,10 +202,22 @@ def test_help_runs_as_script_and_module(script):
     # the path form finds the packages through the installed (editable) project; PYTHONPATH stands in for
     # installing this checkout (without it the path form would load the installed copy, not this one)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    by_path = subprocess.run([sys.executable, f"data_prep/{script}.py", "--help"], cwd=REPO_ROOT, env=env,
-                             capture_output=True, text=True, timeout=120)
-    by_module = subprocess.run([sys.executable, "-m", f"data_prep.{script}", "--help"], cwd=REPO_ROOT, env=env,
-                               capture_output=True, text=True, timeout=120)
+    by_path = subprocess.run(
+        [sys.executable, f"data_prep/{script}.py", "--help"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    by_module = subprocess.run(
+        [sys.executable, "-m", f"data_prep.{script}", "--help"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert by_path.returncode == 0, by_path.stderr
     assert by_module.returncode == 0, by_module.stderr
     assert by_path.stdout == by_module.stdout.replace(f"python -m data_prep.{script}", f"{script}.py")

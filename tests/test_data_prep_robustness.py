@@ -42,15 +42,23 @@ def test_every_bad_rl_row_class_is_a_reject_and_the_rest_converts(tmp_path, data
     video = data.videos[0].path
     good = json.dumps(reference_rl_row(video))
     lines = [
-        good,                                                                        # 1
-        good[:-2] + ' "\xff"}',                                                      # 2 non-UTF-8 byte (below)
-        json.dumps({"video": video, "question": "Q?", "data_type": "qa", "answer": "A",
-                    "options": [f"o{i}" for i in range(27)], "timestamps": [[1, 2]]}),  # 3 27 options
-        good.replace("Which colour?", "Which \\ud800 colour?"),                      # 4 lone surrogate
-        json.dumps(reference_rl_row(video + "\x00x")),                               # 5 NUL byte in the path
-        json.dumps(reference_rl_row(video, timestamp=[(True, 3)])),                  # 6 boolean time
-        json.dumps({**reference_rl_row(video), "solution": {"x": 1}}),               # 7 solution of a wrong type
-        good,                                                                        # 8
+        good,  # 1
+        good[:-2] + ' "\xff"}',  # 2 non-UTF-8 byte (below)
+        json.dumps(
+            {
+                "video": video,
+                "question": "Q?",
+                "data_type": "qa",
+                "answer": "A",
+                "options": [f"o{i}" for i in range(27)],
+                "timestamps": [[1, 2]],
+            }
+        ),  # 3 27 options
+        good.replace("Which colour?", "Which \\ud800 colour?"),  # 4 lone surrogate
+        json.dumps(reference_rl_row(video + "\x00x")),  # 5 NUL byte in the path
+        json.dumps(reference_rl_row(video, timestamp=[(True, 3)])),  # 6 boolean time
+        json.dumps({**reference_rl_row(video), "solution": {"x": 1}}),  # 7 solution of a wrong type
+        good,  # 8
     ]
     path = tmp_path / "rl.jsonl"
     raw = ("\n".join(lines) + "\n").encode("utf-8").replace("\xff".encode("utf-8"), b"\xff")
@@ -162,8 +170,10 @@ def test_ctrl_c_keeps_the_probes_already_done(tmp_path, data, monkeypatch):
 
 def test_outputs_hold_this_run_only(tmp_path, data):
     out = tmp_path / "out"
-    good = write_jsonl(tmp_path / "good.jsonl", [reference_rl_row(data.videos[i % 2].path, question=f"Q{i}?\nA. x\nB. y")
-                                                 for i in range(8)])
+    good = write_jsonl(
+        tmp_path / "good.jsonl",
+        [reference_rl_row(data.videos[i % 2].path, question=f"Q{i}?\nA. x\nB. y") for i in range(8)],
+    )
     assert _rl(out, [good], "--val-fraction", "0.25", root=data.root) == 0
     assert (out / "val.parquet").exists()
     assert _rl(out, [good], root=data.root) == 0
@@ -209,10 +219,10 @@ def test_grounding_rows_need_no_solution_and_small_overshoots_are_clamped(tmp_pa
     qa_no_solution = reference_rl_row(video.path)
     del qa_no_solution["solution"]
     rows = [
-        grounding,                                                                               # 1
-        reference_rl_row(video.path, timestamp=[(1.0, duration + 0.9)]),                        # 2 rounding: clamped
-        reference_rl_row(video.path, timestamp=[(1.0, duration + 3.0)]),                        # 3 rejected
-        qa_no_solution,                                                                          # 4 rejected
+        grounding,  # 1
+        reference_rl_row(video.path, timestamp=[(1.0, duration + 0.9)]),  # 2 rounding: clamped
+        reference_rl_row(video.path, timestamp=[(1.0, duration + 3.0)]),  # 3 rejected
+        qa_no_solution,  # 4 rejected
     ]
     path = write_jsonl(tmp_path / "rl.jsonl", rows)
     assert _rl(tmp_path / "out", [path], root=data.root) == 0

@@ -43,7 +43,10 @@ def test_synthetic_sft_files_convert(tmp_path, data):
     df = pd.read_parquet(tmp_path / "out" / "train.parquet")
     n = len(data.videos)
     assert df["data_source"].value_counts().to_dict() == {
-        "wo_tool_call/synthetic": 3 * n, "wi_tool_call/synthetic": 2 * n, "wi_tool_call/synthetic_ranges": 2 * n}
+        "wo_tool_call/synthetic": 3 * n,
+        "wi_tool_call/synthetic": 2 * n,
+        "wi_tool_call/synthetic_ranges": 2 * n,
+    }
     for _, row in df.iterrows():
         placeholders = sum(m["content"].count("<video>") for m in row["messages"])
         assert placeholders == len(row["videos"])
@@ -92,18 +95,18 @@ def test_every_malformed_class_is_rejected_with_file_and_line(tmp_path, data):
     derive_mismatch["messages"][3] = feedback(2)
     image_mismatch = {"messages": [{"role": "user", "content": "<image>What?"}, assistant_answer()], "images": []}
     rows = [
-        sft_row(video, [(1.0, 3.0)]),                                   # 1 ok
-        "[1, 2",                                                        # 2 bad JSON
-        no_messages,                                                    # 3 missing field
-        sft_row("videos/missing.mp4", []),                              # 4 missing video
-        sft_row(str(corrupt), []),                                      # 5 corrupt video
-        sft_row(video, [(2.0, duration + 30.0)]),                       # 6 clip outside the video
-        sft_row(video, [(5.0, 2.0)]),                                   # 7 end < start
-        too_many_videos,                                                # 8 mismatched <video> count
-        malformed_turn,                                                 # 9 assistant turn not well formed
-        derive_mismatch,                                                # 10 derived clips != placeholders
-        image_mismatch,                                                 # 11 mismatched <image> count
-        sft_row(video, [(1.0, 3.0), (1.5, 2.5)], clips="derive"),       # 12 ok
+        sft_row(video, [(1.0, 3.0)]),  # 1 ok
+        "[1, 2",  # 2 bad JSON
+        no_messages,  # 3 missing field
+        sft_row("videos/missing.mp4", []),  # 4 missing video
+        sft_row(str(corrupt), []),  # 5 corrupt video
+        sft_row(video, [(2.0, duration + 30.0)]),  # 6 clip outside the video
+        sft_row(video, [(5.0, 2.0)]),  # 7 end < start
+        too_many_videos,  # 8 mismatched <video> count
+        malformed_turn,  # 9 assistant turn not well formed
+        derive_mismatch,  # 10 derived clips != placeholders
+        image_mismatch,  # 11 mismatched <image> count
+        sft_row(video, [(1.0, 3.0), (1.5, 2.5)], clips="derive"),  # 12 ok
     ]
     path = write_jsonl(tmp_path / "mixed.jsonl", rows)
     assert _run(tmp_path, [path], root=data.root) == 0
@@ -125,8 +128,17 @@ def test_every_malformed_class_is_rejected_with_file_and_line(tmp_path, data):
     assert [r["extra_info"]["source"] for _, r in df.iterrows()] == [f"{path}:1", f"{path}:12"]
     assert [len(r["videos"]) for _, r in df.iterrows()] == [2, 3]
 
-    rc = prepare_sft.main([str(path), "--video-root", str(data.root), "--output-dir", str(tmp_path / "strict"),
-                           "--no-progress", "--strict"])
+    rc = prepare_sft.main(
+        [
+            str(path),
+            "--video-root",
+            str(data.root),
+            "--output-dir",
+            str(tmp_path / "strict"),
+            "--no-progress",
+            "--strict",
+        ]
+    )
     assert rc == 1 and not (tmp_path / "strict" / "train.parquet").exists()
 
 
@@ -139,4 +151,3 @@ def test_keep_flags(tmp_path, data):
     df = pd.read_parquet(tmp_path / "out" / "train.parquet")
     assert df.iloc[0]["messages"][0]["content"] == "custom system"
     assert df.iloc[0]["messages"][-1]["content"] == "plain text answer"
-

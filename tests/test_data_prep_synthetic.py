@@ -58,8 +58,28 @@ def test_rl_and_sft_rows_match_the_events(data):
 
 
 def test_cli_sizes_and_determinism(tmp_path):
-    assert main([str(tmp_path / "a"), "--n-videos", "1", "--width", "96", "--height", "64", "--fps", "5",
-                 "--min-seconds", "8", "--max-seconds", "8", "--seed", "7"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "a"),
+                "--n-videos",
+                "1",
+                "--width",
+                "96",
+                "--height",
+                "64",
+                "--fps",
+                "5",
+                "--min-seconds",
+                "8",
+                "--max-seconds",
+                "8",
+                "--seed",
+                "7",
+            ]
+        )
+        == 0
+    )
     info = probe(tmp_path / "a" / "videos" / "vid_000.mp4")
     assert (info.width, info.height, info.fps, info.num_frames) == (96, 64, 5.0, 40)
     again = make_synthetic(tmp_path / "b", n_videos=1, width=96, height=64, fps=5, min_seconds=8, max_seconds=8, seed=7)
@@ -77,15 +97,24 @@ def test_prompts_read_like_prepare_rl(data):
             placeholder = "<image>" if row.get("images") else "<video>"
             assert first_user.startswith(placeholder + "\n"), (key, first_user[:40])
             if placeholder == "<video>":
-                assert first_user == user_prompt(first_user[len("<video>"):])
+                assert first_user == user_prompt(first_user[len("<video>") :])
 
 
 def test_one_call_trajectories_for_teaching_the_protocol(tmp_path):
-    from tools.protocol import parse_turn
     from reward_fns.answer_parsing import answer_segments
+    from tools.protocol import parse_turn
 
-    data = make_synthetic(tmp_path, n_videos=3, seed=3, fps=4.0, min_seconds=8, max_seconds=10, sft_calls=[1],
-                          sft_tasks=["qa", "grounding"], sft_trajectories_per_video=2)
+    data = make_synthetic(
+        tmp_path,
+        n_videos=3,
+        seed=3,
+        fps=4.0,
+        min_seconds=8,
+        max_seconds=10,
+        sft_calls=[1],
+        sft_tasks=["qa", "grounding"],
+        sft_trajectories_per_video=2,
+    )
     rows = _lines(data.files["sft_clips"])
     assert len(rows) == 6 == len(_lines(data.files["sft_ranges"]))
     for k, row in enumerate(rows):

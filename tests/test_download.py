@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hub_helpers import build_hub, split_parts, tar_gz_bytes
 
 from data_prep import archives, download
 from data_prep.release_layout import alternative_names, resolve_inputs
 from eval.tasks import benchmark_media, get_task, load_benchmark
-from hub_helpers import build_hub, split_parts, tar_gz_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,17 +35,26 @@ def hub(tmp_path_factory):
 
 
 def _ids(name: str, root: Path) -> list[tuple[str, str, str]]:
-    return [(s.id, Path(s.video).name, s.answer if isinstance(s.answer, str) else str(s.answer))
-            for s in load_benchmark(name, root)]
+    return [
+        (s.id, Path(s.video).name, s.answer if isinstance(s.answer, str) else str(s.answer))
+        for s in load_benchmark(name, root)
+    ]
 
 
-@pytest.mark.parametrize("dataset,benchmarks,unpacked", [
-    ("videomme", ["videomme"], ["videos_chunked_01.zip"]),
-    ("mlvu", ["mlvu"], ["MLVU_Test/test_video.tar.gz"]),
-    ("videommmu", ["videommmu"], ["Art.zip", "Science.zip"]),
-    ("lvbench", ["lvbench"], ["video_chunks/videos_chunk_001.zip"]),
-    ("videotemp_bench", ["videotemp", "videotemp_g"], ["videos/videos_part_0000.tar.gz", "videos/videos_part_0001.tar.gz"]),
-])
+@pytest.mark.parametrize(
+    "dataset,benchmarks,unpacked",
+    [
+        ("videomme", ["videomme"], ["videos_chunked_01.zip"]),
+        ("mlvu", ["mlvu"], ["MLVU_Test/test_video.tar.gz"]),
+        ("videommmu", ["videommmu"], ["Art.zip", "Science.zip"]),
+        ("lvbench", ["lvbench"], ["video_chunks/videos_chunk_001.zip"]),
+        (
+            "videotemp_bench",
+            ["videotemp", "videotemp_g"],
+            ["videos/videos_part_0000.tar.gz", "videos/videos_part_0001.tar.gz"],
+        ),
+    ],
+)
 def test_hub_layouts_reach_the_loaders(hub, tmp_path, dataset, benchmarks, unpacked):
     bench, mirror, _ = hub
     report = fetch(dataset, tmp_path, mirror=mirror, progress=False)
@@ -87,9 +96,13 @@ def test_videotemp_bench_annotation_found_by_content(hub, tmp_path):
     _, mirror, _ = hub
     report = fetch("videotemp_bench", tmp_path, mirror=mirror, progress=False)
     assert report.repos == ["Kwai-Keye/VideoTemp-Bench"]
-    assert any("annotations/videotemp_bench_test.jsonl (3 questions, 1 video paths rewritten" in n for n in report.notes)
-    videos = [Path(s.video).relative_to(tmp_path / "videotemp_bench").as_posix()
-              for s in load_benchmark("videotemp", tmp_path / "videotemp_bench")]
+    assert any(
+        "annotations/videotemp_bench_test.jsonl (3 questions, 1 video paths rewritten" in n for n in report.notes
+    )
+    videos = [
+        Path(s.video).relative_to(tmp_path / "videotemp_bench").as_posix()
+        for s in load_benchmark("videotemp", tmp_path / "videotemp_bench")
+    ]
     assert videos == ["LongVILA/a.mp4", "LongVILA/b.mp4", "LongVILA/a.mp4"]
 
 
@@ -113,8 +126,11 @@ def test_training_data_both_halves_into_one_root(hub, tmp_path):
     _, mirror, counts = hub
     report = fetch("videotemp_o3", tmp_path, mirror=mirror, progress=False)
     root = tmp_path / "videotemp_o3"
-    assert sorted(report.unpacked) == ["rl_videos/videos_part_0000.tar.gz", "sft_videos/videos_part_0000.tar.gz",
-                                       "sft_videos/videos_part_0001.tar.gz"]
+    assert sorted(report.unpacked) == [
+        "rl_videos/videos_part_0000.tar.gz",
+        "sft_videos/videos_part_0000.tar.gz",
+        "sft_videos/videos_part_0001.tar.gz",
+    ]
     for folder in ("ActivityNet", "Charades_v1", "cropped_video", "QVhilights", "Video-R1-data", "qa"):
         assert (root / folder).is_dir(), folder
     for rel in counts:
@@ -213,21 +229,44 @@ def test_release_names_resolve_both_ways(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("{}\n")
     log = io.StringIO()
-    got = resolve_inputs([f"{tmp_path}/sft/data/wo_tool_call/*.jsonl", f"{tmp_path}/sft/data/wi_tool_call/c.jsonl",
-                          f"{tmp_path}/rl/data/qa.jsonl", f"{tmp_path}/rl/data/grounding.jsonl"], log=log)
-    assert got == [f"{tmp_path}/sft/a.jsonl", f"{tmp_path}/sft/b.jsonl", f"{tmp_path}/sft_tool_call/c.jsonl",
-                   f"{tmp_path}/rl/qa-1k.jsonl", f"{tmp_path}/rl/data/grounding.jsonl"]  # the last exists nowhere
+    got = resolve_inputs(
+        [
+            f"{tmp_path}/sft/data/wo_tool_call/*.jsonl",
+            f"{tmp_path}/sft/data/wi_tool_call/c.jsonl",
+            f"{tmp_path}/rl/data/qa.jsonl",
+            f"{tmp_path}/rl/data/grounding.jsonl",
+        ],
+        log=log,
+    )
+    assert got == [
+        f"{tmp_path}/sft/a.jsonl",
+        f"{tmp_path}/sft/b.jsonl",
+        f"{tmp_path}/sft_tool_call/c.jsonl",
+        f"{tmp_path}/rl/qa-1k.jsonl",
+        f"{tmp_path}/rl/data/grounding.jsonl",
+    ]  # the last exists nowhere
     assert log.getvalue().count("using the release's other name") == 3
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "data_prep/download.py"), *args], capture_output=True,
-                          text=True, env=env, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / "data_prep/download.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=REPO,
+    )
 
 
 def _prepare(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / f"data_prep/{script}"), *args, "--no-progress", "--workers", "2"],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / f"data_prep/{script}"), *args, "--no-progress", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
 
 
 @pytest.mark.parametrize("naming", ["hub", "readme"])
@@ -240,7 +279,9 @@ def test_release_download_then_prepare_reaches_parquet(hub, tmp_path, naming):
     assert "videotemp_o3: all 7 videos named by the annotations exist" in proc.stdout
     root = data / "videotemp_o3"
     if naming == "hub":
-        sft_inputs = [str(p) for p in sorted((root / "sft").glob("*.jsonl")) + sorted((root / "sft_tool_call").glob("*.jsonl"))]
+        sft_inputs = [
+            str(p) for p in sorted((root / "sft").glob("*.jsonl")) + sorted((root / "sft_tool_call").glob("*.jsonl"))
+        ]
         rl_inputs = [str(root / "rl/qa-1k.jsonl"), str(root / "rl/grounding.jsonl")]
     else:  # the release README's names, globs left for the program to expand
         sft_inputs = [f"{root}/sft/data/wo_tool_call/*.jsonl", f"{root}/sft/data/wi_tool_call/*.jsonl"]
@@ -269,8 +310,14 @@ def test_errors_are_clear(hub, tmp_path):
 
 def test_cli_lists_real_ids_and_reports_unreachable_hub(tmp_path):
     listing = _cli("--list").stdout
-    for repo in ("Kwai-Keye/VideoTemp-o3", "Kwai-Keye/VideoTemp-Bench", "lmms-eval/Video-MME", "MLVU/MLVU_Test",
-                 "lmms-eval/VideoMMMU", "zai-org/LVBench + lmms-eval/LVBench"):
+    for repo in (
+        "Kwai-Keye/VideoTemp-o3",
+        "Kwai-Keye/VideoTemp-Bench",
+        "lmms-eval/Video-MME",
+        "MLVU/MLVU_Test",
+        "lmms-eval/VideoMMMU",
+        "zai-org/LVBench + lmms-eval/LVBench",
+    ):
         assert repo in listing
     # a bare environment; PYTHONPATH stands in for the project's editable install (the script has no sys.path bootstrap)
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
@@ -284,8 +331,13 @@ def test_data_prep_never_imports_eval():
 
     for path in sorted((REPO / "data_prep").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not [n for n in names if n == "eval" or n.startswith("eval.")], f"{path.name}:{node.lineno}"
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from eval.tasks.fixtures import build_fixture_benchmarks
-from eval.checkpoint import CheckpointError, find_actor_dir, resolve_model
 from model_helpers import tiny_model_dir
+
+from eval.checkpoint import CheckpointError, find_actor_dir, resolve_model
+from eval.tasks.fixtures import build_fixture_benchmarks
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -81,10 +81,33 @@ def test_eval_run_takes_a_checkpoint_directly(tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "VIDEOTEMP_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     cmd = [
-        sys.executable, str(REPO / "eval/run.py"), "charades_sta", "--data_root", str(data), "--model", str(ckpt),
-        "--engine", "transformers", "--output_dir", str(out), "--limit", "1", "--max_frames", "8",
-        "--max_pixels", "12544", "--min_pixels", "3136", "--max_new_tokens", "8",
-        "--prompt_length", "4096", "--response_length", "2048", "--max_model_len", "8192",
+        sys.executable,
+        str(REPO / "eval/run.py"),
+        "charades_sta",
+        "--data_root",
+        str(data),
+        "--model",
+        str(ckpt),
+        "--engine",
+        "transformers",
+        "--output_dir",
+        str(out),
+        "--limit",
+        "1",
+        "--max_frames",
+        "8",
+        "--max_pixels",
+        "12544",
+        "--min_pixels",
+        "3136",
+        "--max_new_tokens",
+        "8",
+        "--prompt_length",
+        "4096",
+        "--response_length",
+        "2048",
+        "--max_model_len",
+        "8192",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,9 +123,18 @@ def test_cli_prints_only_the_model_path(tmp_path):
     ckpt = tmp_path / "ckpt"
     _verl_checkpoint(ckpt, 1)
     env = {**os.environ, "VIDEOTEMP_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "eval.checkpoint", str(ckpt)], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "eval.checkpoint", str(ckpt)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     path = Path(proc.stdout.strip())  # stdout is the path alone: usable as MODEL=$(python -m eval.checkpoint ...)
     assert path.parent == tmp_path / "cache" / "merged" and (path / "config.json").is_file()
-    bad = subprocess.run([sys.executable, "-m", "eval.checkpoint", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "eval.checkpoint", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert bad.returncode == 2 and "not a Hugging Face model directory" in bad.stderr

@@ -11,9 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-
 from eval_helpers import (
-    PYTHON, REPO, SMALL_RUN_ARGS, answer_turn, build_fixtures, build_model, env, read_jsonl, tool_turn, underscored,
+    PYTHON,
+    REPO,
+    SMALL_RUN_ARGS,
+    answer_turn,
+    build_fixtures,
+    build_model,
+    env,
+    read_jsonl,
+    tool_turn,
+    underscored,
     write_script,
 )
 
@@ -38,8 +46,22 @@ def workspace(tmp_path_factory):
 
 
 def scripted_args(ws, benchmark: str, out: Path, *extra: str) -> list[str]:
-    return ["eval/run.py", benchmark, "--data_root", str(ws["data"]), "--model", str(ws["model"]), "--engine", "scripted",
-            "--script", str(ws["script"]), "--output_dir", str(out), *SMALL_RUN_ARGS, *extra]
+    return [
+        "eval/run.py",
+        benchmark,
+        "--data_root",
+        str(ws["data"]),
+        "--model",
+        str(ws["model"]),
+        "--engine",
+        "scripted",
+        "--script",
+        str(ws["script"]),
+        "--output_dir",
+        str(out),
+        *SMALL_RUN_ARGS,
+        *extra,
+    ]
 
 
 async def run_inproc(ws, benchmark: str, out: Path, *extra: str) -> dict[str, str]:
@@ -53,10 +75,26 @@ def test_run_all_scripted_scores_equal_hand_computed(workspace):
     out = workspace["root"] / "run_all"
     proc = subprocess.run(
         # run.py options after "--" in their underscore spelling: still accepted (the shard test below uses dashes)
-        ["bash", "eval/run_all.sh", "nextgqa", "--", "--script", str(workspace["script"]), *underscored(SMALL_RUN_ARGS)],
-        cwd=REPO, capture_output=True, text=True,
-        env={**env(), "MODEL": str(workspace["model"]), "DATA_ROOT": str(workspace["data"]), "OUT_DIR": str(out),
-             "ENGINE": "scripted", "PYTHON": PYTHON},
+        [
+            "bash",
+            "eval/run_all.sh",
+            "nextgqa",
+            "--",
+            "--script",
+            str(workspace["script"]),
+            *underscored(SMALL_RUN_ARGS),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={
+            **env(),
+            "MODEL": str(workspace["model"]),
+            "DATA_ROOT": str(workspace["data"]),
+            "OUT_DIR": str(out),
+            "ENGINE": "scripted",
+            "PYTHON": PYTHON,
+        },
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     gqa = json.loads((out / "nextgqa.metrics.json").read_text())
@@ -79,8 +117,16 @@ async def test_scripted_videotemp_records_and_scores(workspace):
     assert vt["videotemp/tool/iou_mean"] == pytest.approx(50.0)  # [1, 4] vs [2, 5]
     records = read_jsonl(out / "videotemp.jsonl")
     assert [r["id"] for r in records] == ["vt0", "vt1", "vt2"]
-    assert records[0]["tool_calls"] == [[[1.0, 4.0]]] and records[0]["n_clips"] == 1 and records[0]["turns"] == SCRIPT["vt0"]
-    assert records[0]["answer"] == "A" and records[0]["span"] == [2.0, 5.0] and "Tool execution successful" in records[0]["trajectory"]
+    assert (
+        records[0]["tool_calls"] == [[[1.0, 4.0]]]
+        and records[0]["n_clips"] == 1
+        and records[0]["turns"] == SCRIPT["vt0"]
+    )
+    assert (
+        records[0]["answer"] == "A"
+        and records[0]["span"] == [2.0, 5.0]
+        and "Tool execution successful" in records[0]["trajectory"]
+    )
     settings = json.loads((out / "videotemp.settings.json").read_text())
     assert settings["engine"] == "scripted" and settings["max_frames"] == 16 and settings["temperature"] == 0.1
     assert settings["max_turns"] == 3 and len(settings["prompt_version"]) == 12 and settings["git_commit"]
@@ -117,8 +163,13 @@ async def test_kill9_mid_run_then_resume_equals_uninterrupted(workspace):
     await run_inproc(workspace, "mlvu", full)
     killed = workspace["root"] / "killed_mlvu"
     target = killed / "mlvu.jsonl"
-    proc = subprocess.Popen([PYTHON, *scripted_args(workspace, "mlvu", killed)], cwd=REPO, env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PYTHON, *scripted_args(workspace, "mlvu", killed)],
+        cwd=REPO,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (target.exists() and target.stat().st_size > 0):
         time.sleep(0.02)
@@ -142,8 +193,22 @@ async def test_transformers_engine_runs_tiny_model(workspace):
     from eval.score import score_file
 
     out = workspace["root"] / "hf"
-    args = ["activitynet_mr", "--data_root", str(workspace["data"]), "--model", str(workspace["model"]),
-            "--engine", "transformers", "--output_dir", str(out), "--limit", "1", *SMALL_RUN_ARGS, "--max_new_tokens", "8"]
+    args = [
+        "activitynet_mr",
+        "--data_root",
+        str(workspace["data"]),
+        "--model",
+        str(workspace["model"]),
+        "--engine",
+        "transformers",
+        "--output_dir",
+        str(out),
+        "--limit",
+        "1",
+        *SMALL_RUN_ARGS,
+        "--max_new_tokens",
+        "8",
+    ]
     await run(build_parser().parse_args(args))
     (record,) = read_jsonl(out / "activitynet_mr.jsonl")
     assert record["id"] == "activitynet_mr0" and len(record["turns"]) >= 1 and record["prompt_tokens"] > 0
@@ -181,7 +246,11 @@ async def test_videommmu_adaptation_image_in_prompt_by_default(workspace):
     await run_inproc(workspace, "videommmu", without, "--no_image")
     records = {r["id"]: r for r in read_jsonl(with_image / "videommmu.jsonl")}
     plain = {r["id"]: r for r in read_jsonl(without / "videommmu.jsonl")}
-    assert sorted(records) == sorted(plain) == ["Adaptation/adaptation_a", "Comprehension/comprehension_b", "Perception/perception_a"]
+    assert (
+        sorted(records)
+        == sorted(plain)
+        == ["Adaptation/adaptation_a", "Comprehension/comprehension_b", "Perception/perception_a"]
+    )
     # The 32x32 fixture image becomes 56x56 (qwen-vl-utils' 4-patch minimum): 4 image pads + vision start/end, and it
     # replaces the "<image 1>" marker of the question (issue 11: the reference splits the text there).
     from transformers import AutoTokenizer
@@ -197,7 +266,8 @@ async def test_videommmu_adaptation_image_in_prompt_by_default(workspace):
     before, after = content[1]["text"], content[3]["text"]
     adaptation = "Adaptation/adaptation_a"
     assert records[adaptation]["prompt_tokens"] - plain[adaptation]["prompt_tokens"] == (
-        4 + 2 + n(before) + n(after) - n(before + "<image 1>" + after))
+        4 + 2 + n(before) + n(after) - n(before + "<image 1>" + after)
+    )
     assert records[adaptation]["termination"] == "answer" and records[adaptation]["image"]
     for sample_id in ("Comprehension/comprehension_b", "Perception/perception_a"):
         assert records[sample_id]["prompt_tokens"] == plain[sample_id]["prompt_tokens"]
@@ -248,7 +318,9 @@ async def test_corrupt_video_is_a_failed_sample_and_resume_goes_on(workspace, tm
     assert (await run(build_parser().parse_args(args[1:]))) == {"charades_sta": "ok"}  # resume: nothing re-run, no stop
     assert len(read_jsonl(out / "charades_sta.jsonl")) == 2
     metrics, notes, _ = score_file("charades_sta", out / "charades_sta.jsonl")
-    assert metrics["charades_sta/all/n"] == 2 and metrics["charades_sta/failed"] == 1 and any("failed" in n for n in notes)
+    assert (
+        metrics["charades_sta/all/n"] == 2 and metrics["charades_sta/failed"] == 1 and any("failed" in n for n in notes)
+    )
 
 
 async def test_locked_output_and_repeated_ids_are_refused(workspace, tmp_path):
@@ -270,8 +342,23 @@ async def test_transformers_kill_and_resume_equals_uninterrupted(workspace, tmp_
     from eval.run import build_parser, run
 
     def args(out, *extra):
-        return ["charades_sta", "--data_root", str(workspace["data"]), "--model", str(workspace["model"]), "--engine", "transformers",
-                "--output_dir", str(out), *SMALL_RUN_ARGS, "--max_new_tokens", "12", "--temperature", "1.0", *extra]
+        return [
+            "charades_sta",
+            "--data_root",
+            str(workspace["data"]),
+            "--model",
+            str(workspace["model"]),
+            "--engine",
+            "transformers",
+            "--output_dir",
+            str(out),
+            *SMALL_RUN_ARGS,
+            "--max_new_tokens",
+            "12",
+            "--temperature",
+            "1.0",
+            *extra,
+        ]
 
     await run(build_parser().parse_args(args(tmp_path / "full")))
     await run(build_parser().parse_args(args(tmp_path / "resumed", "--limit", "1")))  # "killed" after one sample
@@ -286,17 +373,41 @@ async def test_transformers_kill_and_resume_equals_uninterrupted(workspace, tmp_
 
 def test_run_all_shards_merge_and_score(workspace, tmp_path):
     out = tmp_path / "out"
-    base = {**env(), "MODEL": str(workspace["model"]), "DATA_ROOT": str(workspace["data"]), "OUT_DIR": str(out),
-            "ENGINE": "scripted", "PYTHON": PYTHON}
+    base = {
+        **env(),
+        "MODEL": str(workspace["model"]),
+        "DATA_ROOT": str(workspace["data"]),
+        "OUT_DIR": str(out),
+        "ENGINE": "scripted",
+        "PYTHON": PYTHON,
+    }
     for shard in ("0/2", "1/2"):
-        proc = subprocess.run(["bash", "eval/run_all.sh", "nextgqa", "--", "--script", str(workspace["script"]), *SMALL_RUN_ARGS,
-                               "--shard", shard], cwd=REPO, capture_output=True, text=True, env=base)
+        proc = subprocess.run(
+            [
+                "bash",
+                "eval/run_all.sh",
+                "nextgqa",
+                "--",
+                "--script",
+                str(workspace["script"]),
+                *SMALL_RUN_ARGS,
+                "--shard",
+                shard,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env=base,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "nextgqa.shard-0-of-2.metrics.json").exists()
     merged = json.loads((out / "nextgqa.metrics.json").read_text())
     assert merged["nextgqa/n"] == 2 and merged["nextgqa/acc"] == 100.0  # the same figures as the unsharded run
     assert merged["nextgqa/grounding/miou"] == pytest.approx(100 * (2 / 3 + 1) / 2)
-    assert json.loads((out / "nextgqa.settings.json").read_text())["merged_from"] == ["nextgqa.shard-0-of-2.jsonl", "nextgqa.shard-1-of-2.jsonl"]
+    assert json.loads((out / "nextgqa.settings.json").read_text())["merged_from"] == [
+        "nextgqa.shard-0-of-2.jsonl",
+        "nextgqa.shard-1-of-2.jsonl",
+    ]
 
 
 def test_merge_refuses_shards_with_other_settings(tmp_path):
@@ -305,7 +416,9 @@ def test_merge_refuses_shards_with_other_settings(tmp_path):
     for i, temp in ((0, 0.1), (1, 0.7)):
         path = predictions_path(tmp_path, "mlvu", (i, 2))
         path.write_text(json.dumps({"id": f"s{i}", "benchmark": "mlvu", "turns": []}) + "\n")
-        write_json_atomic(settings_path(path), {"benchmark": "mlvu", "temperature": temp, "shard": f"{i}/2", "n_selected": 1})
+        write_json_atomic(
+            settings_path(path), {"benchmark": "mlvu", "temperature": temp, "shard": f"{i}/2", "n_selected": 1}
+        )
     with pytest.raises(CorruptPredictions, match="differs from mlvu.shard-0-of-2.jsonl in temperature"):
         merge_shards(tmp_path, "mlvu")
 
@@ -314,9 +427,21 @@ def test_cli_errors_are_one_line(workspace, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mlvu.jsonl").write_text('{"id": "ml0"}\n{broken\n{"id": "ml1"}\n')
-    proc = subprocess.run([PYTHON, *scripted_args(workspace, "mlvu", out)], cwd=REPO, env=env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [PYTHON, *scripted_args(workspace, "mlvu", out)], cwd=REPO, env=env(), capture_output=True, text=True
+    )
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
     assert f"{out / 'mlvu.jsonl'}:2: not valid JSON and not the last line" in proc.stderr
-    view = subprocess.run([PYTHON, "eval/view.py", str(out / "mlvu.jsonl"), "-o", str(tmp_path / "r.html")], cwd=REPO, env=env(),
-                          capture_output=True, text=True)
-    assert view.returncode == 2 and "Traceback" not in view.stderr and view.stderr.count("\n") == 1 and ":2: not valid JSON" in view.stderr
+    view = subprocess.run(
+        [PYTHON, "eval/view.py", str(out / "mlvu.jsonl"), "-o", str(tmp_path / "r.html")],
+        cwd=REPO,
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        view.returncode == 2
+        and "Traceback" not in view.stderr
+        and view.stderr.count("\n") == 1
+        and ":2: not valid JSON" in view.stderr
+    )

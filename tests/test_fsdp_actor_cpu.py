@@ -32,11 +32,20 @@ REF_TOL = 0.1
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("fsdp_actor")
     out = work / "out.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FORCE_QWENVL_VIDEO_READER": "decord",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FORCE_QWENVL_VIDEO_READER": "decord",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "fsdp_actor_run.py"), str(out), str(work)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return json.loads(out.read_text())

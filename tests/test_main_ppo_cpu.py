@@ -60,9 +60,23 @@ def grpo_data(tmp_path_factory):
     for cmd in (
         [PY, "data_prep/make_tiny_model.py", str(root / "model")],
         [PY, "data_prep/make_synthetic.py", str(root / "synthetic"), "--n-videos", "2"],
-        [PY, "data_prep/prepare_rl.py", str(root / "synthetic/rl/qa.jsonl"), str(root / "synthetic/rl/grounding.jsonl"),
-         "--video-root", str(root / "synthetic"), "--output-dir", str(root / "rl"), "--no-progress",
-         "--max-frames", "16", "--min-pixels", "3136", "--max-pixels", "3136"],
+        [
+            PY,
+            "data_prep/prepare_rl.py",
+            str(root / "synthetic/rl/qa.jsonl"),
+            str(root / "synthetic/rl/grounding.jsonl"),
+            "--video-root",
+            str(root / "synthetic"),
+            "--output-dir",
+            str(root / "rl"),
+            "--no-progress",
+            "--max-frames",
+            "16",
+            "--min-pixels",
+            "3136",
+            "--max-pixels",
+            "3136",
+        ],
     ):
         subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
     return root
@@ -71,7 +85,11 @@ def grpo_data(tmp_path_factory):
 def _main_ppo(root: Path, steps: int, *extra: str) -> list[str]:
     config_dir = REPO / "recipe/videotemp_o3/config"
     return [
-        PY, "-m", "verl.trainer.main_ppo", f"--config-path={config_dir}", "--config-name=videotemp_o3_grpo",
+        PY,
+        "-m",
+        "verl.trainer.main_ppo",
+        f"--config-path={config_dir}",
+        "--config-name=videotemp_o3_grpo",
         "+platform=cpu_grpo",
         f"actor_rollout_ref.model.path={root / 'model'}",
         f"data.train_files={root / 'rl/train.parquet'}",
@@ -90,9 +108,14 @@ def _env(root: Path) -> dict[str, str]:
     from recipe.videotemp_o3.cpu_platform import env_vars
 
     return {
-        **os.environ, **env_vars(),
-        "FORCE_QWENVL_VIDEO_READER": "decord", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false", "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(REPO),
+        **os.environ,
+        **env_vars(),
+        "FORCE_QWENVL_VIDEO_READER": "decord",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "PYTHONPATH": str(REPO),
         "TENSORBOARD_DIR": str(root / "tensorboard"),
     }
 
@@ -117,8 +140,12 @@ def test_grpo_steps_checkpoint_and_resume(grpo_data):
     assert events and events[0].stat().st_size > 0
 
     # 4 rows in batches of 2: step 2 ended the first epoch, so the rerun needs a second epoch for step 3
-    second = _run(_main_ppo(root, 3, "trainer.resume_mode=auto", "trainer.total_epochs=2"), _env(root), root / "run2.log",
-                  timeout=900)
+    second = _run(
+        _main_ppo(root, 3, "trainer.resume_mode=auto", "trainer.total_epochs=2"),
+        _env(root),
+        root / "run2.log",
+        timeout=900,
+    )
     assert second.returncode == 0, second.stdout[-6000:]
     assert re.search(r"Resuming from \S*ckpt/global_step_2, setting global step to 2", second.stdout)
     resumed = _step_metrics(second.stdout)

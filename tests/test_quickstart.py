@@ -24,8 +24,13 @@ def test_quickstart_cpu_path(tmp_path):
     out = tmp_path / "qs"
     env = {**os.environ, "OUT": str(out), "SKIP_SETUP": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        ["bash", str(REPO / "examples/quickstart.sh"), "--cpu"], capture_output=True, text=True, env=env, timeout=2300,
-        cwd=REPO, start_new_session=True,
+        ["bash", str(REPO / "examples/quickstart.sh"), "--cpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=2300,
+        cwd=REPO,
+        start_new_session=True,
     )
     log = proc.stdout
     assert proc.returncode == 0, log[-4000:] + proc.stderr[-4000:]

@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_model import NAME, random_trajectory, ref_rewards
 
-from tools import protocol
 from reward_fns.answer_parsing import extract_numbers, first_letter, iou_turn_ranges
 from reward_fns.segments import segment_score
-from reward_fns.videotemp import RewardSettings, compute_score, score_trajectory, GroundTruth
+from reward_fns.videotemp import GroundTruth, RewardSettings, compute_score, score_trajectory
+from tools import protocol
 
 REFERENCE = RewardSettings(dash_separator=False, grounding_penalty=True)  # both fixes of docs/rewards.md off
 
@@ -89,7 +89,9 @@ def test_empty_arguments_object_or_string_is_an_empty_call():
 
 
 def test_boolean_times_go_through_float():
-    parsed = protocol.parse_tool_call(json.dumps({"name": NAME, "arguments": [{"start_time": False, "end_time": True}]}))
+    parsed = protocol.parse_tool_call(
+        json.dumps({"name": NAME, "arguments": [{"start_time": False, "end_time": True}]})
+    )
     assert parsed.well_formed and parsed.ranges == ((0.0, 1.0),)
 
 
@@ -109,7 +111,12 @@ def test_iou_reads_the_turn_just_before_the_answer():
 
 def test_reward_settings_from_verl_kwargs():
     s = RewardSettings.from_kwargs({"iou_turn": "last_tool_turn", "single_blocks": "true", "dash_separator": False})
-    assert (s.iou_turn, s.single_blocks, s.dash_separator, s.grounding_penalty) == ("last_tool_turn", True, False, False)
+    assert (s.iou_turn, s.single_blocks, s.dash_separator, s.grounding_penalty) == (
+        "last_tool_turn",
+        True,
+        False,
+        False,
+    )
     with pytest.raises(ValueError):
         RewardSettings.from_kwargs({"iou_turn": "first"})
 
@@ -149,7 +156,10 @@ def test_system_prompt_is_the_references_byte_for_byte():
     assert protocol.SYSTEM_PROMPT == expected
     import hashlib
 
-    assert hashlib.sha256(expected.encode()).hexdigest() == "a3fca01b876d7eaf046fbb1b6a6dfddad6c8ff621df9fb180a2e2e12b62f738a"
+    assert (
+        hashlib.sha256(expected.encode()).hexdigest()
+        == "a3fca01b876d7eaf046fbb1b6a6dfddad6c8ff621df9fb180a2e2e12b62f738a"
+    )
 
 
 def test_loop_decisions_of_the_two_rule_sets():
@@ -161,7 +171,10 @@ def test_loop_decisions_of_the_two_rule_sets():
     assert check.errors == ["Invalid timestamp: start=5, end=3"] and check.dropped_over_limit == 1
     assert protocol.failure_text(["[Error] a"], protocol.RL_RULES) == "['[Error] a']" + protocol.TOOL_FAILURE_TEXT
     assert protocol.failure_text(["a", "b"], protocol.EVAL_RULES) == "ab" + protocol.TOOL_FAILURE_TEXT
-    assert protocol.no_timestamp_text() == "[Error] No valid timestamp found in the model output." + protocol.TOOL_FAILURE_TEXT
+    assert (
+        protocol.no_timestamp_text()
+        == "[Error] No valid timestamp found in the model output." + protocol.TOOL_FAILURE_TEXT
+    )
 
 
 # ------------------------------------------------------------------------------ random trajectories
@@ -191,7 +204,10 @@ def test_default_settings_differ_from_the_reference_only_by_the_two_fixes():
     rng = random.Random(7)
     for _ in range(3000):
         turns, data_type, solution, gts = random_trajectory(rng)
-        ours, ref = _ours(turns, data_type, solution, gts, RewardSettings()), ref_rewards(turns, data_type, solution, gts)
+        ours, ref = (
+            _ours(turns, data_type, solution, gts, RewardSettings()),
+            ref_rewards(turns, data_type, solution, gts),
+        )
         if _close(ours, ref):
             continue
         assert data_type == "grounding"
@@ -213,11 +229,31 @@ _TOOL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _ANSWER_SHAPE = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)
 
 
-@given(st.lists(st.sampled_from(["<think>", "</think>", "<tool_call>", "</tool_call>", "<answer>", "</answer>",
-                                 " ", "\n", "x", "{}", "\u3000"]), max_size=30).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<think>",
+                "</think>",
+                "<tool_call>",
+                "</tool_call>",
+                "<answer>",
+                "</answer>",
+                " ",
+                "\n",
+                "x",
+                "{}",
+                "\u3000",
+            ]
+        ),
+        max_size=30,
+    ).map("".join)
+)
 def test_linear_parsers_equal_the_reference_regexes(text):
     assert protocol.tool_call_bodies(text) == _TOOL_RE.findall(text)
-    assert protocol.matches_shape(text, protocol.ANSWER_OPEN, protocol.ANSWER_CLOSE) == bool(_ANSWER_SHAPE.fullmatch(text))
+    assert protocol.matches_shape(text, protocol.ANSWER_OPEN, protocol.ANSWER_CLOSE) == bool(
+        _ANSWER_SHAPE.fullmatch(text)
+    )
     first = _TOOL_RE.search(text)
     assert protocol.first_block(text, protocol.TOOL_OPEN, protocol.TOOL_CLOSE) == (first.group(1) if first else None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from reward_helpers import answer_turn, decoded_response, tool_turn
 
 from reward_fns.videotemp import (
     GroundTruth,
@@ -13,7 +14,6 @@ from reward_fns.videotemp import (
     penalty_iou_reward,
     score_trajectory,
 )
-from reward_helpers import answer_turn, decoded_response, tool_turn
 
 SETTINGS = RewardSettings()
 QA = GroundTruth("qa", "C", [(10.0, 20.0)])
@@ -59,6 +59,7 @@ def test_compute_score_is_the_weighted_sum_of_the_named_parts():
     parts = score_trajectory(turns, QA, settings)
     assert (parts["acc"], parts["iou"], parts["format"], parts["tool_iou"]) == (acc, iou.iou, fmt, iou.tool_iou)
     assert parts["score"] == pytest.approx(2.0 * acc + 0.5 * iou.iou + 3.0 * fmt)
-    result = compute_score("videotemp", decoded_response(turns), {"data_type": "qa", "answer": "C",
-                                                                  "timestamps": [[10, 20]]}, **weights)
+    result = compute_score(
+        "videotemp", decoded_response(turns), {"data_type": "qa", "answer": "C", "timestamps": [[10, 20]]}, **weights
+    )
     assert result["score"] == pytest.approx(parts["score"])

@@ -10,15 +10,22 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_module
+from reward_helpers import answer_turn, decoded_response, qa_truth
 
 from reward_fns.videotemp import RewardSettings, compute_score
-from reward_helpers import answer_turn, decoded_response, qa_truth
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "recipe" / "videotemp_o3" / "config"
 CONFIG_NAME = "videotemp_o3_grpo"
-AGREED_KWARGS = {"acc_weight": 1.0, "iou_weight": 1.0, "format_weight": 1.0, "sigma": 0.1, "penalty": 0.1,
-                 "iou_low": 0.2, "iou_high": 0.8}
+AGREED_KWARGS = {
+    "acc_weight": 1.0,
+    "iou_weight": 1.0,
+    "format_weight": 1.0,
+    "sigma": 0.1,
+    "penalty": 0.1,
+    "iou_low": 0.2,
+    "iou_high": 0.8,
+}
 
 
 def test_agreed_kwargs_are_the_reward_defaults():
@@ -38,8 +45,13 @@ def test_verl_loads_the_reward_function_from_pkg_path_with_kwargs():
         config = compose(config_name="ppo_trainer", overrides=overrides)
     reward_fn = get_custom_reward_fn(config)
     assert reward_fn.func.__name__ == "_call_with_kwargs" and reward_fn.args[0] is compute_score
-    result = reward_fn(data_source="videotemp", solution_str=decoded_response([answer_turn("C")]),
-                       ground_truth=qa_truth("C"), extra_info={}, penalty=0.0)  # config kwargs win
+    result = reward_fn(
+        data_source="videotemp",
+        solution_str=decoded_response([answer_turn("C")]),
+        ground_truth=qa_truth("C"),
+        extra_info={},
+        penalty=0.0,
+    )  # config kwargs win
     assert result["iou"] == pytest.approx(-0.5)
     assert result["score"] == pytest.approx(1.0 - 0.5 + 2.0)
 
@@ -48,9 +60,20 @@ def composed_recipe_config() -> dict:
     assert (CONFIG_DIR / f"{CONFIG_NAME}.yaml").exists()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={CONFIG_DIR}",
-         f"--config-name={CONFIG_NAME}", "--cfg", "job"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "verl.trainer.main_ppo",
+            f"--config-path={CONFIG_DIR}",
+            f"--config-name={CONFIG_NAME}",
+            "--cfg",
+            "job",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return yaml.safe_load(proc.stdout)

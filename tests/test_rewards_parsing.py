@@ -8,6 +8,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reward_helpers import answer_turn, tool_turn
 
 from reward_fns.answer_parsing import (
     answer_segments,
@@ -19,13 +20,22 @@ from reward_fns.answer_parsing import (
     turn_tool_ranges,
 )
 from reward_fns.segments import iou, normalise_iou, segment_score
-from reward_helpers import answer_turn, tool_turn
 
 
 @pytest.mark.parametrize(
     ("text", "letter"),
-    [("C", "C"), ("C.", "C"), ("(C)", "C"), ("C. The red car", "C"), ("c", "c"), ("The answer is C", "T"),
-     ("  (B) text", "B"), ("123", None), ("", None), (None, None)],
+    [
+        ("C", "C"),
+        ("C.", "C"),
+        ("(C)", "C"),
+        ("C. The red car", "C"),
+        ("c", "c"),
+        ("The answer is C", "T"),
+        ("  (B) text", "B"),
+        ("123", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_first_letter_is_first_ascii_letter_case_kept(text, letter):
     assert first_letter(text) == letter
@@ -75,8 +85,16 @@ def test_last_tool_ranges_uses_last_tool_turn_and_all_its_blocks():
 
 
 def test_tool_ranges_failing_entry_ends_its_block():
-    body = json.dumps({"name": "get_video_clip_frame", "arguments": [
-        {"start_time": 1, "end_time": 2}, {"start_time": "x", "end_time": 3}, {"start_time": 5, "end_time": 6}]})
+    body = json.dumps(
+        {
+            "name": "get_video_clip_frame",
+            "arguments": [
+                {"start_time": 1, "end_time": 2},
+                {"start_time": "x", "end_time": 3},
+                {"start_time": 5, "end_time": 6},
+            ],
+        }
+    )
     assert turn_tool_ranges(f"<think>t</think><tool_call>{body}</tool_call>") == [(1.0, 2.0)]
     assert turn_tool_ranges("<think>t</think><tool_call>{not json</tool_call>") == []
     wrong_name = json.dumps({"name": "other", "arguments": [{"start_time": 1, "end_time": 2}]})

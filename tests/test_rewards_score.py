@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tools import protocol
-from reward_fns.videotemp import REWARD_KEYS, compute_score
 from reward_helpers import answer_turn, decoded_response, grounding_truth, qa_truth, tool_turn
+
+from reward_fns.videotemp import REWARD_KEYS, compute_score
+from tools import protocol
 
 
 def score(turns, truth, **kwargs):
@@ -25,8 +25,19 @@ def test_qa_correct_with_exact_tool_range_scores_three():
     assert (result["called_tool"], result["answered"], result["is_qa"], result["is_grounding"]) == (1.0, 1.0, 1.0, 0.0)
 
 
-@pytest.mark.parametrize(("answer", "acc"), [("C", 1.0), ("C.", 1.0), ("(C)", 1.0), ("C. a cat", 1.0),
-                                             ("c", 0.0), ("The answer is C", 0.0), ("", 0.0), ("D", 0.0)])
+@pytest.mark.parametrize(
+    ("answer", "acc"),
+    [
+        ("C", 1.0),
+        ("C.", 1.0),
+        ("(C)", 1.0),
+        ("C. a cat", 1.0),
+        ("c", 0.0),
+        ("The answer is C", 0.0),
+        ("", 0.0),
+        ("D", 0.0),
+    ],
+)
 def test_qa_first_letter_rule(answer, acc):
     result = score([tool_turn((10, 20)), answer_turn(answer)], qa_truth("C", [[10, 20]]))
     assert result["acc"] == acc
@@ -82,8 +93,14 @@ def test_sigma_boundary_on_normalised_score_with_custom_settings():
 
 
 def test_weights_come_from_kwargs_and_unknown_kwargs_are_ignored():
-    result = score([tool_turn((10, 20)), answer_turn("C")], qa_truth("C", [[10, 20]]),
-                   acc_weight=2.0, iou_weight=0.5, format_weight=0.0, reward_router_address=None)
+    result = score(
+        [tool_turn((10, 20)), answer_turn("C")],
+        qa_truth("C", [[10, 20]]),
+        acc_weight=2.0,
+        iou_weight=0.5,
+        format_weight=0.0,
+        reward_router_address=None,
+    )
     assert result["score"] == pytest.approx(2.0 + 0.5)
 
 
@@ -157,7 +174,9 @@ def test_text_after_answer_keeps_accuracy_but_not_format():
 
 
 def test_format_requires_valid_tool_json_in_every_turn():
-    bad_call = '<think>t</think><tool_call>{"name": "get_video_clip_frame", "arguments": [{"start_time": "a"}]}</tool_call>'
+    bad_call = (
+        '<think>t</think><tool_call>{"name": "get_video_clip_frame", "arguments": [{"start_time": "a"}]}</tool_call>'
+    )
     wrong_name = '<think>t</think><tool_call>{"name": "crop", "arguments": []}</tool_call>'
     empty_args = '<think>t</think><tool_call>{"name": "get_video_clip_frame", "arguments": []}</tool_call>'
     truth = qa_truth("C", [[10, 20]])
@@ -188,8 +207,9 @@ def test_solution_str_path_and_extra_info_path_agree(turns, truth):
     solution_str = decoded_response(turns)
     from_text = compute_score("videotemp", solution_str, truth, {"index": 3})
     # the loop records the calls it executed: every tool-call turn but a final one
-    tool_ranges = [[list(r) for r in protocol.parse_turn(t).tool_call.ranges]
-                   for t in turns[:-1] if protocol.tool_call_bodies(t)]
+    tool_ranges = [
+        [list(r) for r in protocol.parse_turn(t).tool_call.ranges] for t in turns[:-1] if protocol.tool_call_bodies(t)
+    ]
     extra_info = {
         "index": 3,
         "turn_texts": [t + "<|im_end|>" for t in turns],  # as generated, EOS text included
@@ -221,8 +241,17 @@ def test_ground_truth_forms():
     assert (bare["acc"], bare["tool_iou"], bare["iou"]) == (1.0, 0.0, pytest.approx(-0.1))
 
 
-@pytest.mark.parametrize("truth", [5, None, {"answer": "C"}, {"data_type": "ocr", "answer": "C"},
-                                   {"data_type": "qa", "answer": "C", "timestamps": [[1, 2, 3]]}, "{broken json"])
+@pytest.mark.parametrize(
+    "truth",
+    [
+        5,
+        None,
+        {"answer": "C"},
+        {"data_type": "ocr", "answer": "C"},
+        {"data_type": "qa", "answer": "C", "timestamps": [[1, 2, 3]]},
+        "{broken json",
+    ],
+)
 def test_bad_input_never_raises_and_keeps_keys(truth):
     result = compute_score("videotemp", decoded_response([answer_turn("C")]), truth)
     assert tuple(result) == REWARD_KEYS
@@ -230,13 +259,34 @@ def test_bad_input_never_raises_and_keeps_keys(truth):
         assert set(result.values()) == {0.0}
 
 
-FRAGMENTS = ["<think>", "</think>", "<answer>", "</answer>", "<tool_call>", "</tool_call>", "C", "(C)", "70-100",
-             '{"name": "get_video_clip_frame", "arguments": [{"start_time": 1, "end_time": 5}]}', "\nuser\n",
-             protocol.TOOL_SUCCESS_TEXT, "\nassistant\n", "-", "1:10", " ", "\n", '{"start_time": "x"}', "nan"]
+FRAGMENTS = [
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "<tool_call>",
+    "</tool_call>",
+    "C",
+    "(C)",
+    "70-100",
+    '{"name": "get_video_clip_frame", "arguments": [{"start_time": 1, "end_time": 5}]}',
+    "\nuser\n",
+    protocol.TOOL_SUCCESS_TEXT,
+    "\nassistant\n",
+    "-",
+    "1:10",
+    " ",
+    "\n",
+    '{"start_time": "x"}',
+    "nan",
+]
 texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=30).map("".join)
 truths = st.one_of(
-    st.builds(qa_truth, st.sampled_from(["C", "c", "(A)", "", "7"]),
-              st.lists(st.lists(st.floats(-10, 100), min_size=2, max_size=2), max_size=3)),
+    st.builds(
+        qa_truth,
+        st.sampled_from(["C", "c", "(A)", "", "7"]),
+        st.lists(st.lists(st.floats(-10, 100), min_size=2, max_size=2), max_size=3),
+    ),
     st.builds(grounding_truth, st.lists(st.lists(st.floats(-10, 100), min_size=2, max_size=2), max_size=3)),
     st.text(max_size=10),
 )

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from reward_helpers import answer_turn, decoded_response, grounding_truth, qa_truth, tool_turn
 from verl.trainer.ppo.v1.utils import MetricsAggregator
 
 from reward_fns.training_metrics import (
@@ -24,9 +25,10 @@ from reward_fns.training_metrics import (
     reward_extra_info_of,
     summarise_reward_infos,
 )
-from reward_helpers import answer_turn, decoded_response, grounding_truth, qa_truth, tool_turn
 
-REWARD_KWARGS = "{acc_weight: 1.0, iou_weight: 1.0, format_weight: 1.0, sigma: 0.1, penalty: 0.1, iou_low: 0.2, iou_high: 0.8}"
+REWARD_KWARGS = (
+    "{acc_weight: 1.0, iou_weight: 1.0, format_weight: 1.0, sigma: 0.1, penalty: 0.1, iou_low: 0.2, iou_high: 0.8}"
+)
 
 
 def trainer_config(trainer_mode: str = "sync", sampler: str = "RewardMetricsReplayBuffer"):
@@ -50,9 +52,33 @@ def trainer_config(trainer_mode: str = "sync", sampler: str = "RewardMetricsRepl
 
 def test_summary_means_per_key_and_per_data_type():
     infos = [
-        {"score": 3.0, "acc": 1.0, "n_tool_calls": 1.0, "n_clips": 2.0, "called_tool": 1.0, "is_qa": 1.0, "is_grounding": 0.0},
-        {"score": 1.0, "acc": 0.0, "n_tool_calls": 0.0, "n_clips": 0.0, "called_tool": 0.0, "is_qa": 1.0, "is_grounding": 0.0},
-        {"score": 2.0, "acc": 0.5, "n_tool_calls": 2.0, "n_clips": 1.0, "called_tool": 1.0, "is_qa": 0.0, "is_grounding": 1.0},
+        {
+            "score": 3.0,
+            "acc": 1.0,
+            "n_tool_calls": 1.0,
+            "n_clips": 2.0,
+            "called_tool": 1.0,
+            "is_qa": 1.0,
+            "is_grounding": 0.0,
+        },
+        {
+            "score": 1.0,
+            "acc": 0.0,
+            "n_tool_calls": 0.0,
+            "n_clips": 0.0,
+            "called_tool": 0.0,
+            "is_qa": 1.0,
+            "is_grounding": 0.0,
+        },
+        {
+            "score": 2.0,
+            "acc": 0.5,
+            "n_tool_calls": 2.0,
+            "n_clips": 1.0,
+            "called_tool": 1.0,
+            "is_qa": 0.0,
+            "is_grounding": 1.0,
+        },
     ]
     metrics = summarise_reward_infos(infos)
     assert metrics["training/reward/score/mean"] == pytest.approx(2.0)
@@ -76,9 +102,28 @@ def test_summary_skips_non_numeric_and_reads_stored_extra_fields():
 
 
 def test_metric_names_are_averaged_by_the_trainer_aggregator():
-    metrics = summarise_reward_infos([{key: 1.0 for key in (
-        "score", "acc", "iou", "format", "tool_iou", "penalised", "n_tool_calls", "n_clips",
-        "answered", "n_turns", "called_tool", "is_qa", "is_grounding")}])
+    metrics = summarise_reward_infos(
+        [
+            {
+                key: 1.0
+                for key in (
+                    "score",
+                    "acc",
+                    "iou",
+                    "format",
+                    "tool_iou",
+                    "penalised",
+                    "n_tool_calls",
+                    "n_clips",
+                    "answered",
+                    "n_turns",
+                    "called_tool",
+                    "is_qa",
+                    "is_grounding",
+                )
+            }
+        ]
+    )
     aggregator = MetricsAggregator()
     assert {aggregator._get_aggregation_type(name) for name in metrics} == {"weighted_avg"}
 
@@ -90,8 +135,13 @@ def test_sampler_class_must_match_trainer_mode():
     with pytest.raises(ValueError, match="name=RewardMetricsReplayBuffer,"):
         RewardMetricsReplayBufferAsync(trainer_mode="sync", trainer_config={}, **common)
     forwarded = RewardMetricsReplayBuffer(
-        trainer_mode="sync", trainer_config={}, max_off_policy_threshold=None, max_off_policy_strategy="drop",
-        sampler_kwargs={"train_batch_size": 4, "gen_batch_size": 2}, refill_fn=lambda n: None)
+        trainer_mode="sync",
+        trainer_config={},
+        max_off_policy_threshold=None,
+        max_off_policy_strategy="drop",
+        sampler_kwargs={"train_batch_size": 4, "gen_batch_size": 2},
+        refill_fn=lambda n: None,
+    )
     assert (forwarded.train_batch_size, forwarded.gen_batch_size) == (4, 2)
 
 
@@ -160,16 +210,28 @@ async def put_rollouts(worker, tq):
 
     postprocess = AgentLoopWorkerTQ.__ray_metadata__.modified_class._agent_loop_postprocess
     for uid in sorted({r[0] for r in ROLLOUTS}):
-        await tq.async_kv_put(key=uid, partition_id="train", tag={"is_prompt": True, "status": "finished", "global_steps": 1})
+        await tq.async_kv_put(
+            key=uid, partition_id="train", tag={"is_prompt": True, "status": "finished", "global_steps": 1}
+        )
     for uid, session, turns, truth in ROLLOUTS:
         text = decoded_response(turns)
         output = AgentLoopOutput(
-            prompt_ids=[1, 2, 3], response_ids=[ord(c) for c in text], response_mask=[1] * len(text),
-            num_turns=2 * len(turns), metrics={}, extra_fields={"min_global_steps": 1, "max_global_steps": 1},
+            prompt_ids=[1, 2, 3],
+            response_ids=[ord(c) for c in text],
+            response_mask=[1] * len(text),
+            num_turns=2 * len(turns),
+            metrics={},
+            extra_fields={"min_global_steps": 1, "max_global_steps": 1},
         )
-        kwargs = {"uid": uid, "session_id": session, "global_steps": 1, "data_source": "videotemp",
-                  "reward_model": {"style": "rule", "ground_truth": truth}, "extra_info": {"index": 0},
-                  "raw_prompt": [{"role": "user", "content": "q"}]}
+        kwargs = {
+            "uid": uid,
+            "session_id": session,
+            "global_steps": 1,
+            "data_source": "videotemp",
+            "reward_model": {"style": "rule", "ground_truth": truth},
+            "extra_info": {"index": 0},
+            "raw_prompt": [{"role": "user", "content": "q"}],
+        }
         await postprocess(worker, output, False, **kwargs)
 
 
@@ -246,8 +308,14 @@ async def test_reward_components_reach_the_training_step_metrics(transfer_queue)
 
 def loop_fields(termination, n_tool_calls=0, n_clips=0, answered=False, clip_errors=()):
     """The agent loop's own extra_fields of one trajectory (the keys summarise_rollouts reads)."""
-    return {"termination": termination, "n_tool_calls": n_tool_calls, "n_clips": n_clips, "answered": answered,
-            "clip_errors": list(clip_errors), "turn_texts": ["..."]}
+    return {
+        "termination": termination,
+        "n_tool_calls": n_tool_calls,
+        "n_clips": n_clips,
+        "answered": answered,
+        "clip_errors": list(clip_errors),
+        "turn_texts": ["..."],
+    }
 
 
 def test_rollout_diagnostics_come_from_the_loop_fields():

@@ -38,16 +38,27 @@ def parquet(tmp_path_factory):
         sft_row(video, [(0.5, 6.0), (2.0, 3.5)], clips="derive"),
     ]
     tmp = tmp_path_factory.mktemp("sft")
-    rc = prepare_sft.main([str(write_jsonl(tmp / "in.jsonl", rows)), "--video-root", str(data.root),
-                           "--output-dir", str(tmp / "out"), "--min-pixels", str(PIXELS), "--max-pixels", str(PIXELS),
-                           "--no-progress"])
+    rc = prepare_sft.main(
+        [
+            str(write_jsonl(tmp / "in.jsonl", rows)),
+            "--video-root",
+            str(data.root),
+            "--output-dir",
+            str(tmp / "out"),
+            "--min-pixels",
+            str(PIXELS),
+            "--max-pixels",
+            str(PIXELS),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     return tmp / "out" / "train.parquet"
 
 
 def _dataset(parquet: Path, model, **overrides) -> VideoTempSFTDataset:
-    from omegaconf import OmegaConf
     import verl
+    from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(verl.__file__).parent / "trainer" / "config" / "sft_trainer_engine.yaml").data
     cfg.max_length = 65536
@@ -74,7 +85,7 @@ def _expected_mask(ids: list[int], tokenizer, last_n: int) -> torch.Tensor:
     header = len(tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False))
     assistant = [(a, b) for role, a, b in _turns(ids, tokenizer) if role == "assistant"]
     mask = torch.zeros(len(ids), dtype=torch.long)
-    for a, b in (assistant if last_n <= 0 else assistant[-last_n:]):
+    for a, b in assistant if last_n <= 0 else assistant[-last_n:]:
         mask[a + header : b] = 1
     return mask
 
@@ -182,7 +193,9 @@ def test_vision_tower_freeze_keeps_merger_and_llm_trainable(parquet, model):
         install_vision_tower_freeze()
         built = FSDPEngine._build_module(None)
         assert built is fresh
-        assert {n for n, p in built.named_parameters() if not p.requires_grad} == {n for n in visual if "merger" not in n}
+        assert {n for n, p in built.named_parameters() if not p.requires_grad} == {
+            n for n in visual if "merger" not in n
+        }
     finally:
         FSDPEngine._build_module = original
 

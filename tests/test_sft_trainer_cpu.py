@@ -39,26 +39,58 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sft_trainer")
     data = synthetic_dataset()
     inputs = [data.files[k] for k in ("sft_direct", "sft_clips", "sft_ranges")]
-    rc = prepare_sft.main([*map(str, inputs), "--video-root", str(data.root), "--output-dir", str(tmp / "sft"),
-                           "--min-pixels", str(PIXELS), "--max-pixels", str(PIXELS), "--no-progress"])
+    rc = prepare_sft.main(
+        [
+            *map(str, inputs),
+            "--video-root",
+            str(data.root),
+            "--output-dir",
+            str(tmp / "sft"),
+            "--min-pixels",
+            str(PIXELS),
+            "--max-pixels",
+            str(PIXELS),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     parquet = tmp / "sft" / "train.parquet"
     assert len(pd.read_parquet(parquet)) == BATCH * STEPS
 
     model = tiny_model_dir()
     probe = tmp / "probe.jsonl"
-    env = {**os.environ, **cpu_platform.env_vars(), "SFT_PROBE_OUT": str(probe),
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "FORCE_QWENVL_VIDEO_READER": "decord", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        **cpu_platform.env_vars(),
+        "SFT_PROBE_OUT": str(probe),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]),
+        "FORCE_QWENVL_VIDEO_READER": "decord",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     env["VERL_USE_EXTERNAL_MODULES"] += ",sft_trainer_probe"
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=1", "-m", "verl.trainer.sft_trainer",
-           f"--config-path={REPO}/recipe/videotemp_o3/config", "--config-name=videotemp_o3_sft", "+platform=cpu_sft",
-           f"data.train_files={parquet}", "data.val_files=null", f"model.path={model}",
-           f"data.train_batch_size={BATCH}", f"trainer.total_training_steps={STEPS}", "trainer.total_epochs=1",
-           f"trainer.save_freq={STEPS}", "trainer.test_freq=-1", "trainer.logger=[console]",
-           f"trainer.default_local_dir={tmp / 'ckpt'}"]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=1",
+        "-m",
+        "verl.trainer.sft_trainer",
+        f"--config-path={REPO}/recipe/videotemp_o3/config",
+        "--config-name=videotemp_o3_sft",
+        "+platform=cpu_sft",
+        f"data.train_files={parquet}",
+        "data.val_files=null",
+        f"model.path={model}",
+        f"data.train_batch_size={BATCH}",
+        f"trainer.total_training_steps={STEPS}",
+        "trainer.total_epochs=1",
+        f"trainer.save_freq={STEPS}",
+        "trainer.test_freq=-1",
+        "trainer.logger=[console]",
+        f"trainer.default_local_dir={tmp / 'ckpt'}",
+    ]
     proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
@@ -79,8 +111,11 @@ def _assistant_blocks(ids: list[int], tokenizer) -> list[tuple[int, int]]:
     start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
     header = len(tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False))
     starts = [i for i, t in enumerate(ids) if t == start_id] + [len(ids)]
-    return [(a + header, b) for a, b in itertools.pairwise(starts)
-            if tokenizer.decode(ids[a + 1 : a + header]).startswith("assistant")]
+    return [
+        (a + header, b)
+        for a, b in itertools.pairwise(starts)
+        if tokenizer.decode(ids[a + 1 : a + header]).startswith("assistant")
+    ]
 
 
 def test_engine_trained_on_the_last_two_assistant_turns(run):

@@ -279,7 +279,9 @@ def test_qwen2_5_vl_processor_expands_video_pads_per_video():
     assert grid.tolist() == [[4, 4, 6], [2, 8, 8], [3, 4, 4]]
     assert counts == [24, 32, 12]
     ids = out["input_ids"][0].tolist()
-    vs, ve, vp = (processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|video_pad|>"))
+    vs, ve, vp = (
+        processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|video_pad|>")
+    )
     starts = [i for i, x in enumerate(ids) if x == vs]
     ends = [i for i, x in enumerate(ids) if x == ve]
     assert [e - s - 1 for s, e in zip(starts, ends)] == counts

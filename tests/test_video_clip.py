@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from video_helpers import TINY_PIXELS, decoded_indices, make_video
 
 from data_prep.synthetic_video import write_corrupt_video, write_empty_video
+from tools.frame_cache import FrameCache
 from tools.protocol import (
     BAD_JSON_ERROR,
     EVAL_RULES,
@@ -25,7 +26,6 @@ from tools.protocol import (
     parse_tool_call,
 )
 from tools.video_clip import ClipSettings, VideoClipTool, main, run_clip_call, tool_call_from_parameters
-from tools.frame_cache import FrameCache
 
 SETTINGS = ClipSettings(min_pixels=TINY_PIXELS, max_pixels=TINY_PIXELS)
 TOOL_CONFIG = {"type": "native", "min_pixels": TINY_PIXELS, "max_pixels": TINY_PIXELS}
@@ -174,7 +174,10 @@ def test_shared_cache_hits_on_overlapping_calls(video):
 # --------------------------------------------------------------------------- fuzzing
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-50, 50), st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-50, 50),
+    st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["1", "2.5", " 3 ", "abc", "", "1e400", "nan", "-4"]),
 )
 entries = st.one_of(
@@ -243,7 +246,7 @@ async def test_execute_accepts_every_reference_shape(video, params):
     assert created.is_empty()
     response, _, metrics = await tool.execute(instance, params)
     assert response.text == TOOL_SUCCESS_TEXT
-    (frames, meta), = response.video
+    ((frames, meta),) = response.video
     assert frames.shape[0] == 10 and metrics["num_frames"] == 10
     assert decoded_indices(frames) == meta["frames_indices"]
     assert all(60 <= i <= 110 for i in meta["frames_indices"])
@@ -287,8 +290,20 @@ def test_cli_json_and_contact_sheet(video, tmp_path, capsys):
     from PIL import Image
 
     sheet = tmp_path / "sheet.png"
-    code = main([str(video), "--start", "2", "--end", "6", "--max-pixels", str(TINY_PIXELS), "--json",
-                 "--contact-sheet", str(sheet)])
+    code = main(
+        [
+            str(video),
+            "--start",
+            "2",
+            "--end",
+            "6",
+            "--max-pixels",
+            str(TINY_PIXELS),
+            "--json",
+            "--contact-sheet",
+            str(sheet),
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["shape"] == [8, 3, 56, 56]
@@ -310,8 +325,20 @@ def test_cli_frames_dir_holds_the_exact_frames_with_index_and_time(video, tmp_pa
     frames_dir = tmp_path / "frames"
     frames_dir.mkdir()
     (frames_dir / "000_f000999_0099.000s.png").write_bytes(b"old frame of another clip")
-    code = main([str(video), "--start", "2", "--end", "6", "--max-pixels", str(TINY_PIXELS), "--json",
-                 "--frames-dir", str(frames_dir)])
+    code = main(
+        [
+            str(video),
+            "--start",
+            "2",
+            "--end",
+            "6",
+            "--max-pixels",
+            str(TINY_PIXELS),
+            "--json",
+            "--frames-dir",
+            str(frames_dir),
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     names = sorted(os.listdir(frames_dir))
@@ -339,9 +366,11 @@ def test_cli_help_loads_neither_torch_nor_verl():
 
     from data_helpers import REPO_ROOT
 
-    code = ("import runpy, sys\nsys.argv = ['video_clip.py', '--help']\n"
-            "try:\n    runpy.run_path('tools/video_clip.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'verl', 'av') if m in sys.modules))")
+    code = (
+        "import runpy, sys\nsys.argv = ['video_clip.py', '--help']\n"
+        "try:\n    runpy.run_path('tools/video_clip.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'verl', 'av') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "--frames-dir" in done.stdout

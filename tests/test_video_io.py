@@ -37,7 +37,12 @@ def v10(vdir):
 
 @pytest.mark.parametrize(
     "fps,width,height,codec,keyint",
-    [(25, 64, 48, "libx264", None), (12, 64, 48, "mpeg4", 5), (29.97, 96, 64, "libx264", 30), (8, 160, 120, "libx264", 4)],
+    [
+        (25, 64, 48, "libx264", None),
+        (12, 64, 48, "mpeg4", 5),
+        (29.97, 96, 64, "libx264", 30),
+        (8, 160, 120, "libx264", 4),
+    ],
 )
 def test_every_frame_reads_back_its_index(vdir, fps, width, height, codec, keyint):
     path = make_video(vdir, seconds=4, fps=fps, width=width, height=height, codec=codec, keyint=keyint)
@@ -132,11 +137,13 @@ def test_main_video_matches_qwen_vl_utils(vdir, seconds, video_fps, fps, max_fra
     from qwen_vl_utils import fetch_video
 
     path = make_video(vdir, seconds=seconds, fps=video_fps)
-    ours = sample_video(path, fps=fps, max_frames=max_frames, min_pixels=pixels, max_pixels=pixels,
-                        image_factor=2 * patch)
+    ours = sample_video(
+        path, fps=fps, max_frames=max_frames, min_pixels=pixels, max_pixels=pixels, image_factor=2 * patch
+    )
     ref, meta = fetch_video(
         {"video": str(path), "fps": fps, "max_frames": max_frames, "min_pixels": pixels, "max_pixels": pixels},
-        image_patch_size=patch, return_video_metadata=True,
+        image_patch_size=patch,
+        return_video_metadata=True,
     )
     assert ours.metadata["frames_indices"] == meta["frames_indices"]
     assert ours.metadata["total_num_frames"] == meta["total_num_frames"]
@@ -164,10 +171,17 @@ def test_uncapped_prompt_frames_are_the_grid_and_metadata_fits_transformers(v10)
 def test_resized_hw_is_smart_resize():
     from qwen_vl_utils.vision_process import smart_resize
 
-    for (h, w), (lo, hi), f in [((720, 1280), (50_176, 50_176), 28), ((48, 64), (3136, 3136), 28),
-                                ((1080, 1920), (4096, 200_704), 32), ((333, 500), (1000, 20_000), 28)]:
+    for (h, w), (lo, hi), f in [
+        ((720, 1280), (50_176, 50_176), 28),
+        ((48, 64), (3136, 3136), 28),
+        ((1080, 1920), (4096, 200_704), 32),
+        ((333, 500), (1000, 20_000), 28),
+    ]:
         assert resized_hw(h, w, min_pixels=lo, max_pixels=hi, factor=f) == smart_resize(h, w, f, lo, hi)
-    assert resized_hw(720, 1280, min_pixels=50_176, max_pixels=50_176) == (168, 280)  # floor to multiples of 28 under the cap
+    assert resized_hw(720, 1280, min_pixels=50_176, max_pixels=50_176) == (
+        168,
+        280,
+    )  # floor to multiples of 28 under the cap
 
 
 # --------------------------------------------------------------------------- clips

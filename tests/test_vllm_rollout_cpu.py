@@ -30,11 +30,21 @@ LOGPROB_TOL = 1e-2  # vLLM fp32 vs transformers fp32: measured <= 0.004 (op orde
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("vllm_rollout")
     out = work / "out.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "FORCE_QWENVL_VIDEO_READER": "decord",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "FORCE_QWENVL_VIDEO_READER": "decord",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    }
     proc = subprocess.run(
         [sys.executable, str(REPO / "tests" / "vllm_rollout_run.py"), str(out), str(work)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=840,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return json.loads(out.read_text())

@@ -14,14 +14,31 @@ from data_prep.synthetic_video import Event, read_frame_index, write_index_video
 TINY_PIXELS = 28 * 28 * 4
 
 
-def make_video(directory: Path, *, seconds: float, fps: float, width: int = 64, height: int = 48,
-               codec: str = "libx264", keyint: int | None = None, events=()) -> Path:
+def make_video(
+    directory: Path,
+    *,
+    seconds: float,
+    fps: float,
+    width: int = 64,
+    height: int = 48,
+    codec: str = "libx264",
+    keyint: int | None = None,
+    events=(),
+) -> Path:
     """Write (once per directory) a tiny index-coded video and return its path."""
     name = f"v_{seconds}s_{fps}fps_{width}x{height}_{codec}_k{keyint}_{len(tuple(events))}.mp4"
     path = directory / name
     if not path.exists():
-        write_index_video(path, num_frames=max(1, round(seconds * fps)), fps=fps, width=width, height=height,
-                          codec=codec, keyint=keyint, events=events)
+        write_index_video(
+            path,
+            num_frames=max(1, round(seconds * fps)),
+            fps=fps,
+            width=width,
+            height=height,
+            codec=codec,
+            keyint=keyint,
+            events=events,
+        )
     return path
 
 

@@ -31,8 +31,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # what every Ray worker needs of this process's environment
 _WORKER_ENV = (
-    "FORCE_QWENVL_VIDEO_READER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "PYTHONPATH",
-    "VERL_USE_EXTERNAL_MODULES", "VERL_PLATFORM", "VERL_ENGINE_DEVICE", "VLLM_CPU_KVCACHE_SPACE",
+    "FORCE_QWENVL_VIDEO_READER",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "PYTHONPATH",
+    "VERL_USE_EXTERNAL_MODULES",
+    "VERL_PLATFORM",
+    "VERL_ENGINE_DEVICE",
+    "VLLM_CPU_KVCACHE_SPACE",
     "VIDEOTEMP_VLLM_PROBE",
 )
 
@@ -187,9 +193,14 @@ def recording_client_class():
                 params["structured_outputs"] = StructuredOutputsParams(choice=[forced])
             else:
                 if self.free_max_tokens is not None:
-                    params["max_tokens"] = min(int(params.get("max_tokens") or self.free_max_tokens), self.free_max_tokens)
+                    params["max_tokens"] = min(
+                        int(params.get("max_tokens") or self.free_max_tokens), self.free_max_tokens
+                    )
                 if self.free_banned_ids:
-                    params["logit_bias"] = {**(params.get("logit_bias") or {}), **{int(t): -100.0 for t in self.free_banned_ids}}
+                    params["logit_bias"] = {
+                        **(params.get("logit_bias") or {}),
+                        **{int(t): -100.0 for t in self.free_banned_ids},
+                    }
             if self.want_prompt_ids:
                 params["prompt_logprobs"] = 0
             record = Request(

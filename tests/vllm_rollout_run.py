@@ -68,7 +68,6 @@ def transformers_log_probs(
     that the comparison sees a wrong video or wrong positions.
     """
     import torch
-
     from loop_helpers import sample_ids
 
     prompt, response, _ = sample_ids(batch, i)
@@ -98,7 +97,9 @@ def transformers_log_probs(
 
 def _mismatch_report(full: list[int], requests, tokenizer, extra, i: int) -> str:
     """Where each trajectory's requests first leave the sample's ids (for the error message)."""
-    lines = [f"sample: {len(full)} ids, termination {extra['termination'][i]}, turn texts {list(extra['turn_texts'][i])!r}"]
+    lines = [
+        f"sample: {len(full)} ids, termination {extra['termination'][i]}, turn texts {list(extra['turn_texts'][i])!r}"
+    ]
     for rid in dict.fromkeys(r.request_id for r in requests):
         for r in (r for r in requests if r.request_id == rid):
             sent = r.prompt_ids + r.token_ids
@@ -117,12 +118,12 @@ def _mismatch_report(full: list[int], requests, tokenizer, extra, i: int) -> str
 async def main(out_path: Path, work: Path) -> None:
     select_cpu_platform()
     import torch
-    from transformers import AutoModelForImageTextToText
-
     from loop_helpers import index_video, row, sample_ids, tiny_model, tool_call
-    from recipe.videotemp_o3.processor_info import vision_token_ids
-    from eval.harness.local_rollout import LocalRollout
+    from transformers import AutoModelForImageTextToText
     from vllm_helpers import recording_client_class, server_config, shutdown, start_servers
+
+    from eval.harness.local_rollout import LocalRollout
+    from recipe.videotemp_o3.processor_info import vision_token_ids
 
     model_dir = tiny_model(work)
     video = index_video(work / "index.mp4")
@@ -155,7 +156,9 @@ async def main(out_path: Path, work: Path) -> None:
         client.free_banned_ids = banned
         rollout = LocalRollout(config, client, agent_kwargs={"max_tokens_per_turn": 256})
         t0 = time.perf_counter()
-        batch = await rollout.generate([row(video, "What happens first?", 0), row(video, "What happens second?", 1)], n=2)
+        batch = await rollout.generate(
+            [row(video, "What happens first?", 0), row(video, "What happens second?", 1)], n=2
+        )
         timings["rollout_s"] = time.perf_counter() - t0
     finally:
         shutdown()
@@ -168,6 +171,7 @@ async def main(out_path: Path, work: Path) -> None:
     for i in range(len(batch)):
         prompt, response, mask = sample_ids(batch, i)
         full = prompt + response
+
         # the trajectory whose every request (prompt + generated tokens) is a prefix of this sample
         def belongs(rid: str) -> bool:
             own = [r for r in requests if r.request_id == rid]
@@ -220,8 +224,13 @@ async def main(out_path: Path, work: Path) -> None:
         "video_pad_id": video_pad,
         "timings": timings,
         "requests": [
-            {**asdict(r), "sent_len": len(r.prompt_ids), "sent_pads": r.prompt_ids.count(video_pad),
-             "vllm_len": len(r.vllm_prompt_ids or []), "vllm_pads": (r.vllm_prompt_ids or []).count(video_pad)}
+            {
+                **asdict(r),
+                "sent_len": len(r.prompt_ids),
+                "sent_pads": r.prompt_ids.count(video_pad),
+                "vllm_len": len(r.vllm_prompt_ids or []),
+                "vllm_pads": (r.vllm_prompt_ids or []).count(video_pad),
+            }
             for r in requests
         ],
         "trajectories": trajectories,

@@ -66,7 +66,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def _verl_warning_entries() -> list[str]:
     """The ``PYTHONWARNINGS`` entries (``action:message:category:module``) that hide verl's engine warnings."""
-    return [f"ignore:{name} engine is not available:UserWarning:{_VERL_ENGINE_MODULE}" for name in VERL_OPTIONAL_ENGINES]
+    return [
+        f"ignore:{name} engine is not available:UserWarning:{_VERL_ENGINE_MODULE}" for name in VERL_OPTIONAL_ENGINES
+    ]
 
 
 def quiet_pythonwarnings(current: str = "") -> str:
@@ -83,8 +85,12 @@ def quiet_verl_warnings(environ: MutableMapping[str, str] | None = os.environ) -
     subprocesses) inherit it. Other warnings, including verl's other ones, are left alone. Call it before
     verl is first imported: the warnings are raised once, at import."""
     for name in VERL_OPTIONAL_ENGINES:
-        warnings.filterwarnings("ignore", message=f"{name} engine is not available", category=UserWarning,
-                                module=_VERL_ENGINE_MODULE.replace(".", r"\."))
+        warnings.filterwarnings(
+            "ignore",
+            message=f"{name} engine is not available",
+            category=UserWarning,
+            module=_VERL_ENGINE_MODULE.replace(".", r"\."),
+        )
     if environ is None:
         return
     environ["PYTHONWARNINGS"] = quiet_pythonwarnings(environ.get("PYTHONWARNINGS", ""))
@@ -98,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tools.cli",
         description="Print $PYTHONWARNINGS with the filter of verl's optional-engine import warnings added, for "
         "launch scripts of programs that are not ours: export PYTHONWARNINGS=$(python -m tools.cli pythonwarnings) "
-        "before python -m verl.trainer.main_ppo; Ray workers and torchrun ranks inherit it.")
+        "before python -m verl.trainer.main_ppo; Ray workers and torchrun ranks inherit it.",
+    )
     parser.add_argument("what", choices=["pythonwarnings"], help="the value to print")
     parser.parse_args(argv)
     print(quiet_pythonwarnings(os.environ.get("PYTHONWARNINGS", "")))

@@ -135,7 +135,9 @@ def read_jsonl(path: str | os.PathLike, *, keep_going: bool = False) -> Iterator
                     value = json.loads(text)
                 except (ValueError, RecursionError) as err:
                     msg = err.msg if isinstance(err, json.JSONDecodeError) else str(err) or type(err).__name__
-                    error = JsonlLineError(path, lineno, "json", f"not valid JSON ({msg})", str(err) or type(err).__name__)
+                    error = JsonlLineError(
+                        path, lineno, "json", f"not valid JSON ({msg})", str(err) or type(err).__name__
+                    )
             if error is None:
                 yield lineno, value
             elif keep_going:

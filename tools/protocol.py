@@ -71,9 +71,7 @@ TOOL_FAILURE_TEXT = (
 NO_TIMESTAMP_ERROR = "[Error] No valid timestamp found in the model output."
 BAD_JSON_ERROR = "[Error] The tool call is not valid JSON."
 WRONG_TOOL_ERROR = f"[Error] Unknown tool name; the only tool is {TOOL_NAME}."
-NO_VALID_RANGE_ERROR = (
-    "[Error] No valid time range: each range needs 0 <= start_time < end_time within the video."
-)
+NO_VALID_RANGE_ERROR = "[Error] No valid time range: each range needs 0 <= start_time < end_time within the video."
 VIDEO_UNREADABLE_ERROR = "[Error] The video could not be read."
 
 VIDEO_PLACEHOLDER = "<video>"
@@ -209,7 +207,7 @@ def first_answer(text: str) -> str | None:
 
 
 def matches_shape(text: str, open_tag: str, close_tag: str) -> bool:
-    """Whether the whole ``text`` is ``<think>.*</think>\s*<open>.*<close>`` (DOTALL; Unicode ``\s``).
+    r"""Whether the whole ``text`` is ``<think>.*</think>\s*<open>.*<close>`` (DOTALL; Unicode ``\s``).
 
     The reference's format regex (``^<think>.*?</think>\s*<tag>.*?</tag>$`` with ``fullmatch``) in
     linear time: the text starts with ``<think>`` and ends with the closing tag, and some ``</think>``
@@ -356,14 +354,26 @@ class LoopRules:
 
 
 RL_RULES = LoopRules(
-    name="rl", max_clips_per_call=MAX_CLIPS_PER_CALL, stop_on_close_tag=False, malformed_ends_loop=False,
-    empty_call_succeeds=False, error_prefix="[Error] Video processing error: ", errors_as_list=True,
-    newline_after_clip=True, length_ends_episode=True,
+    name="rl",
+    max_clips_per_call=MAX_CLIPS_PER_CALL,
+    stop_on_close_tag=False,
+    malformed_ends_loop=False,
+    empty_call_succeeds=False,
+    error_prefix="[Error] Video processing error: ",
+    errors_as_list=True,
+    newline_after_clip=True,
+    length_ends_episode=True,
 )
 EVAL_RULES = LoopRules(
-    name="eval", max_clips_per_call=None, stop_on_close_tag=True, malformed_ends_loop=True,
-    empty_call_succeeds=True, error_prefix="Video processing error: ", errors_as_list=False,
-    newline_after_clip=False, length_ends_episode=False,
+    name="eval",
+    max_clips_per_call=None,
+    stop_on_close_tag=True,
+    malformed_ends_loop=True,
+    empty_call_succeeds=True,
+    error_prefix="Video processing error: ",
+    errors_as_list=False,
+    newline_after_clip=False,
+    length_ends_episode=False,
 )
 LOOP_RULES = {rules.name: rules for rules in (RL_RULES, EVAL_RULES)}
 

@@ -53,19 +53,28 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments (defined before the heavy imports so that ``--help`` answers at once)."""
     parser = ArgumentParser(
-        description=f"Run the {TOOL_NAME} tool on one time range of a video and show what the model would see.")
+        description=f"Run the {TOOL_NAME} tool on one time range of a video and show what the model would see."
+    )
     parser.add_argument("video", help="path of the source video")
     parser.add_argument("--start", type=float, required=True, help="clip start in seconds of the video")
     parser.add_argument("--end", type=float, required=True, help="clip end in seconds of the video")
     parser.add_argument("--fps", type=float, default=CLIP_FPS, help=f"clip sampling rate (default {CLIP_FPS})")
-    parser.add_argument("--max-pixels", type=int, default=TRAIN_PIXELS,
-                        help=f"pixel budget per frame, also used as min (default {TRAIN_PIXELS})")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=TRAIN_PIXELS,
+        help=f"pixel budget per frame, also used as min (default {TRAIN_PIXELS})",
+    )
     parser.add_argument("--image-factor", type=int, default=28, help="28 for Qwen2.5-VL, 32 for Qwen3-VL")
     parser.add_argument("--json", action="store_true", help="print frame times, shape and sampled fps as JSON")
     parser.add_argument("--contact-sheet", metavar="PNG", help="save a grid of the frames labelled with times")
-    parser.add_argument("--frames-dir", metavar="DIR", help="save the exact frames the model sees, one PNG per frame "
-                        "named NNN_fINDEX_TIMEs.png (position in the clip, source frame index, time in seconds); "
-                        "DIR is replaced as a whole and must be empty or hold only such frames")
+    parser.add_argument(
+        "--frames-dir",
+        metavar="DIR",
+        help="save the exact frames the model sees, one PNG per frame "
+        "named NNN_fINDEX_TIMEs.png (position in the clip, source frame index, time in seconds); "
+        "DIR is replaced as a whole and must be empty or hold only such frames",
+    )
     return parser
 
 
@@ -133,9 +142,15 @@ def _range_failure(messages: list[str], rules: LoopRules) -> ClipResult:
     return _failure("; ".join(errors), failure_text(errors, rules))
 
 
-def run_clip_call(video_path: str | os.PathLike, call: ToolCall, settings: ClipSettings, *,
-                  duration: float | None = None, cache: FrameCache | None = None,
-                  rules: LoopRules = RL_RULES) -> ClipResult:
+def run_clip_call(
+    video_path: str | os.PathLike,
+    call: ToolCall,
+    settings: ClipSettings,
+    *,
+    duration: float | None = None,
+    cache: FrameCache | None = None,
+    rules: LoopRules = RL_RULES,
+) -> ClipResult:
     """Execute one parsed tool call against ``video_path`` with the reference's rules. Never raises.
 
     A call that does not read (bad JSON, wrong name, a missing or unreadable ``arguments`` or entry)
@@ -161,11 +176,21 @@ def run_clip_call(video_path: str | os.PathLike, call: ToolCall, settings: ClipS
         clips = []
         for clip in check.clips:
             try:
-                clips.append(sample_clip(
-                    video_path, clip.start, clip.end, fps=settings.fps, min_frames=settings.min_frames,
-                    max_frames=settings.max_frames, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels,
-                    image_factor=settings.image_factor, cache=cache, timeout_s=settings.timeout_s,
-                ))
+                clips.append(
+                    sample_clip(
+                        video_path,
+                        clip.start,
+                        clip.end,
+                        fps=settings.fps,
+                        min_frames=settings.min_frames,
+                        max_frames=settings.max_frames,
+                        min_pixels=settings.min_pixels,
+                        max_pixels=settings.max_pixels,
+                        image_factor=settings.image_factor,
+                        cache=cache,
+                        timeout_s=settings.timeout_s,
+                    )
+                )
             except ValueError:  # a range that is empty in the real video (``duration`` was too long)
                 return _range_failure(["nframes should in interval [2, 0], but got 0."], rules)
         return ClipResult(clips, check.clips, feedback_text(check.clips, caption=settings.caption), None)
@@ -235,23 +260,25 @@ class VideoClipTool(BaseTool):
         super().__init__(config, tool_schema)
 
     def get_openai_tool_schema(self) -> OpenAIFunctionToolSchema:
-        return OpenAIFunctionToolSchema.model_validate({
-            "type": "function",
-            "function": {
-                "name": TOOL_NAME,
-                "description": TOOL_DESCRIPTION,
-                "parameters": {
-                    "type": "object",
-                    "properties": {
-                        "arguments": {
-                            "type": "array",
-                            "description": 'list of {"start_time": number, "end_time": number} in seconds',
-                        }
+        return OpenAIFunctionToolSchema.model_validate(
+            {
+                "type": "function",
+                "function": {
+                    "name": TOOL_NAME,
+                    "description": TOOL_DESCRIPTION,
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "arguments": {
+                                "type": "array",
+                                "description": 'list of {"start_time": number, "end_time": number} in seconds',
+                            }
+                        },
+                        "required": ["arguments"],
                     },
-                    "required": ["arguments"],
                 },
-            },
-        })
+            }
+        )
 
     async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, ToolResponse]:
         create_kwargs = dict(kwargs.get("create_kwargs") or {})
@@ -332,7 +359,9 @@ def check_frames_dir(directory: str | os.PathLike) -> str | None:
     if path.is_dir():
         others = [p.name for p in path.iterdir() if not FRAME_NAME_RE.match(p.name)]
         if others:
-            return f"--frames-dir {path} holds other files ({', '.join(sorted(others)[:3])}); give an empty or new folder"
+            return (
+                f"--frames-dir {path} holds other files ({', '.join(sorted(others)[:3])}); give an empty or new folder"
+            )
     return None
 
 
@@ -367,8 +396,9 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-    settings = ClipSettings(fps=args.fps, min_pixels=args.max_pixels, max_pixels=args.max_pixels,
-                            image_factor=args.image_factor)
+    settings = ClipSettings(
+        fps=args.fps, min_pixels=args.max_pixels, max_pixels=args.max_pixels, image_factor=args.image_factor
+    )
     call = ToolCall(((args.start, args.end),), True, True, True)
     started = time.perf_counter()
     result = run_clip_call(args.video, call, settings)
@@ -383,18 +413,25 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
         return 1
     clip = result.clips[0]
     if args.json:
-        print(json.dumps({
-            "range": [result.ranges[0].start, result.ranges[0].end],
-            "shape": list(clip.frames.shape),
-            "sample_fps": clip.sample_fps,
-            "times": [round(t, 4) for t in clip.times],
-            "frames_indices": clip.frame_indices,
-            "seconds": round(elapsed, 4),
-            "text": result.text,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "range": [result.ranges[0].start, result.ranges[0].end],
+                    "shape": list(clip.frames.shape),
+                    "sample_fps": clip.sample_fps,
+                    "times": [round(t, 4) for t in clip.times],
+                    "frames_indices": clip.frame_indices,
+                    "seconds": round(elapsed, 4),
+                    "text": result.text,
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"{clip.frames.shape[0]} frames {tuple(clip.frames.shape[2:])} at {clip.sample_fps:.3f} fps "
-              f"from {clip.times[0]:.2f}s to {clip.times[-1]:.2f}s in {elapsed:.3f}s")
+        print(
+            f"{clip.frames.shape[0]} frames {tuple(clip.frames.shape[2:])} at {clip.sample_fps:.3f} fps "
+            f"from {clip.times[0]:.2f}s to {clip.times[-1]:.2f}s in {elapsed:.3f}s"
+        )
     if args.contact_sheet:
         contact_sheet(clip, args.contact_sheet)
         print(f"contact sheet: {args.contact_sheet}", file=sys.stderr)

@@ -344,7 +344,9 @@ def _probe_file(path: str) -> VideoInfo:
         except Exception as err:
             raise VideoError(f"{path}: cannot decode the first frame ({_first_line(err)})") from None
         try:
-            stamps = np.asarray(vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64).reshape(num_frames, 2)
+            stamps = np.asarray(vr.get_frame_timestamp(list(range(num_frames))), dtype=np.float64).reshape(
+                num_frames, 2
+            )
         except Exception:  # no timestamps: constant rate is all we can assume
             stamps = None
     finally:
@@ -429,8 +431,7 @@ def probe(path: str | os.PathLike, *, timeout_s: float | None = DEFAULT_TIMEOUT_
 # --------------------------------------------------------------------------- decoding
 
 
-def _decord_decode(info: VideoInfo, indices: list[int], height: int, width: int,
-                   out: dict[int, torch.Tensor]) -> None:
+def _decord_decode(info: VideoInfo, indices: list[int], height: int, width: int, out: dict[int, torch.Tensor]) -> None:
     """Fallback for what PyAV cannot index: decord at the target size, ``get_batch`` in chunks."""
     same = (height, width) == (info.height, info.width)
     vr = _decord_reader(info.path, -1 if same else height, -1 if same else width)
@@ -448,8 +449,7 @@ def _decord_decode(info: VideoInfo, indices: list[int], height: int, width: int,
         del vr
 
 
-def _decode_into(reader: PyAVReader, indices: list[int], height: int, width: int,
-                 out: dict[int, torch.Tensor]) -> None:
+def _decode_into(reader: PyAVReader, indices: list[int], height: int, width: int, out: dict[int, torch.Tensor]) -> None:
     """Decode ``indices`` (sorted, unique) with PyAV, and whatever it cannot give with decord."""
     path = reader.info.path
     with reader.lock:
@@ -471,8 +471,15 @@ def _decode_into(reader: PyAVReader, indices: list[int], height: int, width: int
             raise VideoError(f"{path}: decoding frames failed ({_first_line(err)})") from None
 
 
-def _fetch_frames(path: str, reader: PyAVReader, indices: list[int], height: int, width: int,
-                  cache: FrameCache | None, timeout_s: float | None) -> torch.Tensor:
+def _fetch_frames(
+    path: str,
+    reader: PyAVReader,
+    indices: list[int],
+    height: int,
+    width: int,
+    cache: FrameCache | None,
+    timeout_s: float | None,
+) -> torch.Tensor:
     """Frames ``indices`` (any order, repeats allowed) as ``[T, 3, H, W]`` uint8, decoding only misses."""
     unique = sorted(set(indices))
     keys = {i: (path, i, height, width) for i in unique}
@@ -484,8 +491,9 @@ def _fetch_frames(path: str, reader: PyAVReader, indices: list[int], height: int
     if missing:
         decoded: dict[int, torch.Tensor] = {}
         try:
-            _run_with_timeout(lambda: _decode_into(reader, missing, height, width, decoded), timeout_s, path,
-                              "decoding")
+            _run_with_timeout(
+                lambda: _decode_into(reader, missing, height, width, decoded), timeout_s, path, "decoding"
+            )
         except VideoError:
             _readers.drop(reader)  # a hung or failing reader is not reused
             raise
@@ -496,9 +504,17 @@ def _fetch_frames(path: str, reader: PyAVReader, indices: list[int], height: int
     return torch.stack([got[i] for i in indices])
 
 
-def _sample(path: str | os.PathLike, pick: Callable[[VideoInfo], tuple[list[int], int]], *, factor: int,
-            min_pixels: int | None, max_pixels: int | None, total_pixels: float | None,
-            cache: FrameCache | None, timeout_s: float | None) -> SampledVideo:
+def _sample(
+    path: str | os.PathLike,
+    pick: Callable[[VideoInfo], tuple[list[int], int]],
+    *,
+    factor: int,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    total_pixels: float | None,
+    cache: FrameCache | None,
+    timeout_s: float | None,
+) -> SampledVideo:
     norm = _norm_path(path)
     info = probe(norm, timeout_s=timeout_s)
     indices, spanned = pick(info)
@@ -514,35 +530,71 @@ def _sample(path: str | os.PathLike, pick: Callable[[VideoInfo], tuple[list[int]
     return SampledVideo(frames, [info.time_of(i) for i in indices], metadata)
 
 
-def sample_video(path: str | os.PathLike, *, fps: float = GRID_FPS, min_frames: int = qwen.FPS_MIN_FRAMES,
-                 max_frames: int = TRAIN_MAX_FRAMES, min_pixels: int | None = DEFAULT_PIXELS,
-                 max_pixels: int | None = DEFAULT_PIXELS, total_pixels: float | None = None,
-                 image_factor: int = 28, cache: FrameCache | None = None,
-                 timeout_s: float | None = DEFAULT_TIMEOUT_S) -> SampledVideo:
+def sample_video(
+    path: str | os.PathLike,
+    *,
+    fps: float = GRID_FPS,
+    min_frames: int = qwen.FPS_MIN_FRAMES,
+    max_frames: int = TRAIN_MAX_FRAMES,
+    min_pixels: int | None = DEFAULT_PIXELS,
+    max_pixels: int | None = DEFAULT_PIXELS,
+    total_pixels: float | None = None,
+    image_factor: int = 28,
+    cache: FrameCache | None = None,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+) -> SampledVideo:
     """The whole video as the prompt video, sampled and sized exactly as qwen-vl-utils 0.0.14 does.
 
     ``image_factor``: 28 for Qwen2.5-VL (patch 14), 32 for Qwen3-VL (patch 16). ``min_pixels`` /
     ``max_pixels`` / ``total_pixels`` None = qwen-vl-utils' defaults. Raises :class:`VideoError`.
     """
+
     def pick(info: VideoInfo) -> tuple[list[int], int]:
         idx = video_indices(info, fps=fps, min_frames=min_frames, max_frames=max_frames)
         return idx, info.num_frames
 
-    return _sample(path, pick, factor=image_factor, min_pixels=min_pixels, max_pixels=max_pixels,
-                   total_pixels=total_pixels, cache=cache, timeout_s=timeout_s)
+    return _sample(
+        path,
+        pick,
+        factor=image_factor,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        total_pixels=total_pixels,
+        cache=cache,
+        timeout_s=timeout_s,
+    )
 
 
-def sample_clip(path: str | os.PathLike, start: float, end: float, *, fps: float = GRID_FPS,
-                min_frames: int = CLIP_MIN_FRAMES, max_frames: int = CLIP_MAX_FRAMES,
-                min_pixels: int | None = DEFAULT_PIXELS, max_pixels: int | None = DEFAULT_PIXELS,
-                total_pixels: float | None = None, image_factor: int = 28, cache: FrameCache | None = None,
-                timeout_s: float | None = DEFAULT_TIMEOUT_S) -> SampledVideo:
+def sample_clip(
+    path: str | os.PathLike,
+    start: float,
+    end: float,
+    *,
+    fps: float = GRID_FPS,
+    min_frames: int = CLIP_MIN_FRAMES,
+    max_frames: int = CLIP_MAX_FRAMES,
+    min_pixels: int | None = DEFAULT_PIXELS,
+    max_pixels: int | None = DEFAULT_PIXELS,
+    total_pixels: float | None = None,
+    image_factor: int = 28,
+    cache: FrameCache | None = None,
+    timeout_s: float | None = DEFAULT_TIMEOUT_S,
+) -> SampledVideo:
     """The clip ``[start, end]`` seconds (clamped to the video), sampled by the protocol's clip rule.
 
     Raises :class:`VideoError` for unreadable videos and ``ValueError`` for an empty range.
     """
+
     def pick(info: VideoInfo) -> tuple[list[int], int]:
         return clip_indices(info, start, end, fps=fps, min_frames=min_frames, max_frames=max_frames)
 
-    return _sample(path, pick, factor=image_factor, min_pixels=min_pixels, max_pixels=max_pixels,
-                   total_pixels=total_pixels, cache=cache, timeout_s=timeout_s)
+    return _sample(
+        path,
+        pick,
+        factor=image_factor,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        total_pixels=total_pixels,
+        cache=cache,
+        timeout_s=timeout_s,
+    )

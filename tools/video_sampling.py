@@ -38,17 +38,25 @@ def resized_hw(height: int, width: int, *, min_pixels: int, max_pixels: int, fac
     return qwen.smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
-def effective_max_pixels(nframes: int, factor: int, min_pixels: int, max_pixels: int | None,
-                         total_pixels: float | None) -> int:
+def effective_max_pixels(
+    nframes: int, factor: int, min_pixels: int, max_pixels: int | None, total_pixels: float | None
+) -> int:
     """The per-frame pixel cap that qwen-vl-utils' ``fetch_video`` applies for ``nframes`` frames."""
     total = total_pixels if total_pixels is not None else qwen.MODEL_SEQ_LEN * factor * factor * 0.9
-    cap = max(min(qwen.VIDEO_MAX_TOKEN_NUM * factor * factor, total / nframes * qwen.FRAME_FACTOR),
-              int(min_pixels * 1.05))
+    cap = max(
+        min(qwen.VIDEO_MAX_TOKEN_NUM * factor * factor, total / nframes * qwen.FRAME_FACTOR), int(min_pixels * 1.05)
+    )
     return cap if max_pixels is None else min(max_pixels, cap)
 
 
-def target_hw(info: VideoInfo, nframes: int, factor: int, min_pixels: int | None, max_pixels: int | None,
-              total_pixels: float | None) -> tuple[int, int]:
+def target_hw(
+    info: VideoInfo,
+    nframes: int,
+    factor: int,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    total_pixels: float | None,
+) -> tuple[int, int]:
     """Frame size for ``nframes`` frames of ``info`` as qwen-vl-utils' ``fetch_video`` computes it (``ValueError`` when the budget is unusable)."""
     min_px = min_pixels if min_pixels is not None else qwen.VIDEO_MIN_TOKEN_NUM * factor * factor
     max_px = effective_max_pixels(nframes, factor, min_px, max_pixels, total_pixels)
@@ -56,13 +64,21 @@ def target_hw(info: VideoInfo, nframes: int, factor: int, min_pixels: int | None
         raise ValueError(f"max_pixels {max_px} is below min_pixels {min_px}; lower min_pixels")
     height, width = resized_hw(info.height, info.width, min_pixels=min_px, max_pixels=max_px, factor=factor)
     if height <= 0 or width <= 0:
-        raise ValueError(f"pixel budget {max_px} is too small for a {info.width}x{info.height} video "
-                         f"(smart_resize gives {width}x{height})")
+        raise ValueError(
+            f"pixel budget {max_px} is too small for a {info.width}x{info.height} video "
+            f"(smart_resize gives {width}x{height})"
+        )
     return height, width
 
 
-def main_video_indices(num_frames: int, video_fps: float, *, fps: float = GRID_FPS,
-                       min_frames: int = qwen.FPS_MIN_FRAMES, max_frames: int | None = TRAIN_MAX_FRAMES) -> list[int]:
+def main_video_indices(
+    num_frames: int,
+    video_fps: float,
+    *,
+    fps: float = GRID_FPS,
+    min_frames: int = qwen.FPS_MIN_FRAMES,
+    max_frames: int | None = TRAIN_MAX_FRAMES,
+) -> list[int]:
     """qwen-vl-utils' frame indices for the whole video (``max_frames=None``: no cap)."""
     ele: dict[str, Any] = {"fps": fps, "min_frames": min_frames}
     ele["max_frames"] = num_frames if max_frames is None else max_frames
@@ -90,8 +106,13 @@ def nearest_frames(info: VideoInfo, targets: Any) -> list[int]:
     return [int(i) for i in pick]
 
 
-def video_indices(info: VideoInfo, *, fps: float = GRID_FPS, min_frames: int = qwen.FPS_MIN_FRAMES,
-                  max_frames: int | None = TRAIN_MAX_FRAMES) -> list[int]:
+def video_indices(
+    info: VideoInfo,
+    *,
+    fps: float = GRID_FPS,
+    min_frames: int = qwen.FPS_MIN_FRAMES,
+    max_frames: int | None = TRAIN_MAX_FRAMES,
+) -> list[int]:
     """The prompt video's source indices: :func:`main_video_indices` for a constant-rate video; for a
     variable-rate one the same count, at the frames nearest to evenly spaced presentation times."""
     indices = main_video_indices(info.num_frames, info.fps, fps=fps, min_frames=min_frames, max_frames=max_frames)
@@ -106,16 +127,29 @@ def video_grid(info: VideoInfo) -> list[int]:
     return video_indices(info, fps=GRID_FPS, max_frames=None)
 
 
-def clip_frame_count(duration: float, available: int, *, fps: float = GRID_FPS,
-                     min_frames: int = CLIP_MIN_FRAMES, max_frames: int = CLIP_MAX_FRAMES) -> int:
+def clip_frame_count(
+    duration: float,
+    available: int,
+    *,
+    fps: float = GRID_FPS,
+    min_frames: int = CLIP_MIN_FRAMES,
+    max_frames: int = CLIP_MAX_FRAMES,
+) -> int:
     """Frames for a clip: ``fps * duration`` clamped to ``[min, max]``, even, at most ``available`` (>= 2)."""
     n = min(max(duration * fps, min_frames), max_frames, available)
     n = int(math.floor(n / 2) * 2)
     return max(n, 2)
 
 
-def clip_indices(info: VideoInfo, start: float, end: float, *, fps: float = GRID_FPS,
-                 min_frames: int = CLIP_MIN_FRAMES, max_frames: int = CLIP_MAX_FRAMES) -> tuple[list[int], int]:
+def clip_indices(
+    info: VideoInfo,
+    start: float,
+    end: float,
+    *,
+    fps: float = GRID_FPS,
+    min_frames: int = CLIP_MIN_FRAMES,
+    max_frames: int = CLIP_MAX_FRAMES,
+) -> tuple[list[int], int]:
     """Source indices for the clip ``[start, end]`` seconds and the number of source frames it spans.
 
     Grid points of ``G`` inside the range when the clip rate is the grid rate and at least

@@ -57,7 +57,10 @@ def vision_inputs(
     text = "".join(f"<|vision_start|>{image_pad}<|vision_end|>" for _ in image_data or [])
     text += "".join(f"<|vision_start|>{video_pad}<|vision_end|>" for _ in video_data or [])
     out = build_multimodal_processor_inputs(
-        processor, text=[text], images=list(image_data) if image_data else None, videos=list(video_data) if video_data else None
+        processor,
+        text=[text],
+        images=list(image_data) if image_data else None,
+        videos=list(video_data) if video_data else None,
     )
     result = {}
     for key in _VISION_KEYS:
@@ -158,7 +161,8 @@ class HFServerClient:
             raise ValueError("HFServerClient serves text, image and video prompts; audio_data is not supported")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None, lambda: self._generate_sync(request_id, list(prompt_ids), dict(sampling_params), video_data, image_data)
+            None,
+            lambda: self._generate_sync(request_id, list(prompt_ids), dict(sampling_params), video_data, image_data),
         )
 
     def _generate_sync(
@@ -270,10 +274,19 @@ class HFServerClient:
                 text, end = text[: at + len(stop)], []
                 break
         tokens = (self.tokenizer.encode(text, add_special_tokens=False) + end)[:max_tokens]
-        logprobs = self.sequence_logprobs(prompt_ids, tokens, video_data, image_data=image_data, temperature=temperature)
+        logprobs = self.sequence_logprobs(
+            prompt_ids, tokens, video_data, image_data=image_data, temperature=temperature
+        )
         self.calls.append(
-            {"request_id": request_id, "prompt_len": len(prompt_ids), "n_videos": len(video_data or []),
-             "n_images": len(image_data or []), "max_tokens": max_tokens, "n_new": len(tokens), "seed": None}
+            {
+                "request_id": request_id,
+                "prompt_len": len(prompt_ids),
+                "n_videos": len(video_data or []),
+                "n_images": len(image_data or []),
+                "max_tokens": max_tokens,
+                "n_new": len(tokens),
+                "seed": None,
+            }
         )
         return TokenOutput(
             token_ids=tokens, log_probs=logprobs if params.get("logprobs") else None, stop_reason="completed"

@@ -40,7 +40,9 @@ def _verl_config_dir() -> str:
     return str(Path(verl_config.__file__).resolve().parent)
 
 
-def compose_config(model_path: str | os.PathLike, overrides: Sequence[str] = (), *, use_recipe_config: bool = True) -> DictConfig:
+def compose_config(
+    model_path: str | os.PathLike, overrides: Sequence[str] = (), *, use_recipe_config: bool = True
+) -> DictConfig:
     """The trainer config the agent-loop worker reads, composed by hydra, with CPU-friendly overrides.
 
     Composes ``recipe/videotemp_o3/config/videotemp_o3_grpo.yaml`` when present (else verl's
@@ -151,8 +153,9 @@ class LocalRollout:
     """
 
     def __init__(self, config: DictConfig, client: Any, agent_kwargs: dict[str, Any] | None = None):
-        import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers AGENT_NAME)
         from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+
+        import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers AGENT_NAME)
 
         self.config = config
         self.client = client

@@ -21,7 +21,9 @@ def pct(num: float, den: int) -> float:
     return 100.0 * num / den
 
 
-def accuracy_groups(groups: dict[str, list[bool]], prefix: str, out: Metrics, notes: list[str], order: Iterable[str] = ()) -> None:
+def accuracy_groups(
+    groups: dict[str, list[bool]], prefix: str, out: Metrics, notes: list[str], order: Iterable[str] = ()
+) -> None:
     """``<prefix>/<group>`` accuracy and ``<prefix>/<group>/n`` of every group (``order`` first, then sorted)."""
     order = list(order)
     for name in order + sorted(k for k in groups if k not in set(order)):
@@ -80,8 +82,11 @@ def tool_stats(preds: list[Prediction]) -> Metrics:
     out["tool/calls_per_sample"] = len(calls) / len(known)
     if calls:
         out["tool/clips_per_call"] = sum(len(c) for c in calls) / len(calls)
-    best = [max((best_iou(r, p.gt_spans()) for call in p.tool_calls for r in call), default=0.0)
-            for p in known if p.gt_spans() and p.tool_calls]
+    best = [
+        max((best_iou(r, p.gt_spans()) for call in p.tool_calls for r in call), default=0.0)
+        for p in known
+        if p.gt_spans() and p.tool_calls
+    ]
     out["tool/iou_n"] = len(best)
     if best:
         out["tool/iou_mean"] = 100.0 * sum(best) / len(best)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tools import protocol
 from reward_fns.answer_parsing import answer_segments
+from tools import protocol
 from tools.segments import Segment
-
 
 VIDEOMME_PHRASES = (
     "The best answer is",

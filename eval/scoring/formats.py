@@ -42,7 +42,11 @@ def assistant_texts(history: Any) -> list[str]:
             texts.append(msg)
         elif isinstance(msg, dict) and msg.get("role", "assistant") == "assistant":
             content = msg.get("content", "")
-            texts.append(content if isinstance(content, str) else " ".join(c.get("text", "") for c in content if isinstance(c, dict)))
+            texts.append(
+                content
+                if isinstance(content, str)
+                else " ".join(c.get("text", "") for c in content if isinstance(c, dict))
+            )
     return texts
 
 
@@ -55,8 +59,11 @@ def reference_prediction(r: dict, where: str, default_id: Any, **kw: Any) -> Pre
     """A :class:`Prediction` of one reference record (``response`` as stored, turns from ``conv_history``)."""
     turns = assistant_texts(r.get("conv_history"))
     return Prediction(
-        id=str(r.get("id", r.get("question_id", default_id))), response=stored_response(r.get("response")),
-        turns=turns, tool_calls=tool_calls_from_turns(turns) if "conv_history" in r else None, **kw,
+        id=str(r.get("id", r.get("question_id", default_id))),
+        response=stored_response(r.get("response")),
+        turns=turns,
+        tool_calls=tool_calls_from_turns(turns) if "conv_history" in r else None,
+        **kw,
     )
 
 
@@ -88,15 +95,27 @@ def _ours(records: list[dict], path: Path) -> list[Prediction]:
         try:
             spans = [tuple(map(float, s)) for s in r["spans"]] if r.get("spans") else None
             span = tuple(map(float, r["span"])) if r.get("span") is not None else None
-            tool_calls = ([[tuple(map(float, x)) for x in call] for call in r["tool_calls"]]
-                          if r.get("tool_calls") is not None else tool_calls_from_turns(turns))
+            tool_calls = (
+                [[tuple(map(float, x)) for x in call] for call in r["tool_calls"]]
+                if r.get("tool_calls") is not None
+                else tool_calls_from_turns(turns)
+            )
         except (TypeError, ValueError):
-            raise PredictionFileError(f"{where}: fields 'span', 'spans' and 'tool_calls' must hold [start, end] pairs") from None
+            raise PredictionFileError(
+                f"{where}: fields 'span', 'spans' and 'tool_calls' must hold [start, end] pairs"
+            ) from None
         preds.append(
             Prediction(
-                id=str(need(r, "id", where)), response=stored_response(r.get("response", reference_response(turns))),
-                answer=r.get("answer"), span=span, spans=spans, duration=r.get("duration"),
-                fields=r.get("fields") or {}, turns=turns, tool_calls=tool_calls, failed=bool(r.get("failed")),
+                id=str(need(r, "id", where)),
+                response=stored_response(r.get("response", reference_response(turns))),
+                answer=r.get("answer"),
+                span=span,
+                spans=spans,
+                duration=r.get("duration"),
+                fields=r.get("fields") or {},
+                turns=turns,
+                tool_calls=tool_calls,
+                failed=bool(r.get("failed")),
             )
         )
     return preds
@@ -118,11 +137,17 @@ def dedupe(preds: list[Prediction], path: Path) -> tuple[list[Prediction], list[
             kept.append(p)
             seen.add(p.id)
     dropped = len(preds) - len(kept)
-    notes = [f"{path}: {dropped} record(s) repeat an earlier sample id and were not scored (kept the first of each)"] if dropped else []
+    notes = (
+        [f"{path}: {dropped} record(s) repeat an earlier sample id and were not scored (kept the first of each)"]
+        if dropped
+        else []
+    )
     return kept, notes
 
 
-def load_predictions(path: str | Path, benchmark: str, meta_data_path: str | Path | None = None) -> tuple[list[Prediction], str, list[str]]:
+def load_predictions(
+    path: str | Path, benchmark: str, meta_data_path: str | Path | None = None
+) -> tuple[list[Prediction], str, list[str]]:
     """(normalised predictions of ``path`` for ``benchmark``, the detected format name, notes)."""
     from eval.tasks import get_task
 
@@ -142,7 +167,9 @@ def load_predictions(path: str | Path, benchmark: str, meta_data_path: str | Pat
         preds, fmt = _ours(data, path), "ours"
     else:
         if task.read_reference is None:
-            raise PredictionFileError(f"{path}: the reference release has no {task.name} format; expected a file written by eval/run.py")
+            raise PredictionFileError(
+                f"{path}: the reference release has no {task.name} format; expected a file written by eval/run.py"
+            )
         preds, fmt = task.read_reference(data, path, Path(meta_data_path) if meta_data_path else None), "reference"
     preds, notes = dedupe(preds, path)
     return preds, fmt, notes

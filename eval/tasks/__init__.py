@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from tools.cli import ArgumentParser
 from eval.tasks.base import GROUNDED_QA, GROUNDING, MCQ, BenchmarkError, EvalSample, Task, check_unique_ids
+from tools.cli import ArgumentParser
 
 _NOT_BENCHMARKS = {"base", "annotations", "fixtures"}
 
@@ -89,8 +89,6 @@ def benchmark_media(name: str, root: str | Path) -> Iterator[tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m eval.tasks --list``: the benchmark names, one per line (``run_all.sh``'s default list)."""
-    import argparse
-
     parser = ArgumentParser(description="List the benchmarks (one module of eval/tasks/ each).")
     parser.add_argument("--list", action="store_true", help="print the names, one per line")
     parser.add_argument("--describe", action="store_true", help="print name, directory, kind, aliases")
@@ -104,8 +102,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "BenchmarkError", "EvalSample", "GROUNDED_QA", "GROUNDING", "MCQ", "Task", "all_tasks", "benchmark_dir",
-    "benchmark_media", "get_task", "load_benchmark", "task_names",
+    "BenchmarkError",
+    "EvalSample",
+    "GROUNDED_QA",
+    "GROUNDING",
+    "MCQ",
+    "Task",
+    "all_tasks",
+    "benchmark_dir",
+    "benchmark_media",
+    "get_task",
+    "load_benchmark",
+    "task_names",
 ]
 
 if __name__ == "__main__":

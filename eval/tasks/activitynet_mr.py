@@ -6,6 +6,16 @@ Official sources: ActivityNet Captions ``val_2.json`` / ``test.json`` (one query
 
 from eval.tasks.annotations import grounding_task
 
-HUB = {"official": "ActivityNet Captions val_2.json / test.json; videos v_<id>.{mp4,mkv,webm}", "converted_to": "annotations.jsonl"}
-TASKS = [grounding_task("activitynet_mr", 70, HUB, "ActivityNet Captions moment retrieval",
-                        ("the red square is visible", "the blue square is visible"))]
+HUB = {
+    "official": "ActivityNet Captions val_2.json / test.json; videos v_<id>.{mp4,mkv,webm}",
+    "converted_to": "annotations.jsonl",
+}
+TASKS = [
+    grounding_task(
+        "activitynet_mr",
+        70,
+        HUB,
+        "ActivityNet Captions moment retrieval",
+        ("the red square is visible", "the blue square is visible"),
+    )
+]

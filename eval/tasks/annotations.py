@@ -55,7 +55,9 @@ def _common(root: Path, benchmark: str, check_videos: bool):
         try:
             duration = float(item["duration"]) if item.get("duration") is not None else None
         except (TypeError, ValueError):
-            raise BenchmarkError(f"{where}: field 'duration' must be a number of seconds, got {item['duration']!r}") from None
+            raise BenchmarkError(
+                f"{where}: field 'duration' must be a number of seconds, got {item['duration']!r}"
+            ) from None
         yield where, item, str(item.get("id", lineno - 1)), str(video), spans, duration
 
 
@@ -65,9 +67,14 @@ def grounding_loader(benchmark: str) -> Callable[..., list[EvalSample]]:
     def load(root: str | Path, check_videos: bool = True) -> list[EvalSample]:
         return [
             EvalSample(
-                id=sample_id, benchmark=benchmark, kind=GROUNDING, video=video,
+                id=sample_id,
+                benchmark=benchmark,
+                kind=GROUNDING,
+                video=video,
                 question=GROUNDING_PROMPT.format(query=str(require(item, "query", where)).strip()),
-                span=spans[0], spans=spans, duration=duration,
+                span=spans[0],
+                spans=spans,
+                duration=duration,
             )
             for where, item, sample_id, video, spans, duration in _common(Path(root), benchmark, check_videos)
         ]
@@ -101,9 +108,15 @@ def grounded_qa_loader(benchmark: str) -> Callable[..., list[EvalSample]]:
             )
             samples.append(
                 EvalSample(
-                    id=sample_id, benchmark=benchmark, kind=GROUNDED_QA, video=video, question=question,
+                    id=sample_id,
+                    benchmark=benchmark,
+                    kind=GROUNDED_QA,
+                    video=video,
+                    question=question,
                     answer=_answer_letter(require(item, "answer", where), len(options), where),
-                    span=spans[0], spans=spans, duration=duration,
+                    span=spans[0],
+                    spans=spans,
+                    duration=duration,
                 )
             )
         return samples
@@ -159,10 +172,13 @@ def grounding_fixture(name: str, query_a: str, query_b: str):
 
         for key in src:
             place(src[key], directory / "videos" / f"{key}.mp4")
-        atomic_write_jsonl(directory / ANNOTATIONS, [
-            {"id": f"{name}0", "video": "videos/a.mp4", "duration": 8.0, "query": query_a, "span": [2.0, 5.0]},
-            {"id": f"{name}1", "video": "videos/b.mp4", "duration": 8.0, "query": query_b, "span": [4.0, 7.0]},
-        ])
+        atomic_write_jsonl(
+            directory / ANNOTATIONS,
+            [
+                {"id": f"{name}0", "video": "videos/a.mp4", "duration": 8.0, "query": query_a, "span": [2.0, 5.0]},
+                {"id": f"{name}1", "video": "videos/b.mp4", "duration": 8.0, "query": query_b, "span": [4.0, 7.0]},
+            ],
+        )
 
     return write
 
@@ -176,23 +192,59 @@ def grounded_qa_fixture(name: str):
 
         for key in src:
             place(src[key], directory / "videos" / f"{key}.mp4")
-        atomic_write_jsonl(directory / ANNOTATIONS, [
-            {"id": f"{name}0", "video": "videos/a.mp4", "duration": 8.0, "question": "What colour is the square?",
-             "options": ["red", "blue", "green"], "answer": "A", "span": [2.0, 5.0]},
-            {"id": f"{name}1", "video": "videos/b.mp4", "duration": 8.0, "question": "What colour is the square?",
-             "options": ["red", "blue", "green"], "answer": 1, "span": [[0.0, 1.0], [4.0, 7.0]]},
-        ])
+        atomic_write_jsonl(
+            directory / ANNOTATIONS,
+            [
+                {
+                    "id": f"{name}0",
+                    "video": "videos/a.mp4",
+                    "duration": 8.0,
+                    "question": "What colour is the square?",
+                    "options": ["red", "blue", "green"],
+                    "answer": "A",
+                    "span": [2.0, 5.0],
+                },
+                {
+                    "id": f"{name}1",
+                    "video": "videos/b.mp4",
+                    "duration": 8.0,
+                    "question": "What colour is the square?",
+                    "options": ["red", "blue", "green"],
+                    "answer": 1,
+                    "span": [[0.0, 1.0], [4.0, 7.0]],
+                },
+            ],
+        )
 
     return write
 
 
 def grounding_task(name: str, order: int, hub: dict, description: str, queries: tuple[str, str]) -> Task:
     """A sentence-grounding benchmark in this format."""
-    return Task(name=name, kind=GROUNDING, directory=name, load=grounding_loader(name), score=score_grounding,
-                prompts=(GROUNDING_PROMPT,), fixture=grounding_fixture(name, *queries), order=order, hub=hub, description=description)
+    return Task(
+        name=name,
+        kind=GROUNDING,
+        directory=name,
+        load=grounding_loader(name),
+        score=score_grounding,
+        prompts=(GROUNDING_PROMPT,),
+        fixture=grounding_fixture(name, *queries),
+        order=order,
+        hub=hub,
+        description=description,
+    )
 
 
 def grounded_qa_task(name: str, order: int, hub: dict, description: str) -> Task:
     """A grounded-QA benchmark in this format."""
-    return Task(name=name, kind=GROUNDED_QA, directory=name, load=grounded_qa_loader(name), score=score_grounded_qa,
-                fixture=grounded_qa_fixture(name), order=order, hub=hub, description=description)
+    return Task(
+        name=name,
+        kind=GROUNDED_QA,
+        directory=name,
+        load=grounded_qa_loader(name),
+        score=score_grounded_qa,
+        fixture=grounded_qa_fixture(name),
+        order=order,
+        hub=hub,
+        description=description,
+    )

@@ -17,8 +17,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tools.cli import ArgumentParser
 from data_prep.synthetic_video import Event
+from tools.cli import ArgumentParser
 from tools.files import atomic_write_text
 
 VIDEO_SECONDS = 8.0
@@ -69,7 +69,11 @@ def build_fixture_benchmarks(out_dir: str | Path, names: list[str] | None = None
     src = {}
     for key, ev in EVENTS.items():
         path = out / "_source" / f"{key}.mp4"
-        src[key] = path if path.exists() else write_index_video(path, num_frames=int(VIDEO_SECONDS * VIDEO_FPS), fps=VIDEO_FPS, events=[ev])
+        src[key] = (
+            path
+            if path.exists()
+            else write_index_video(path, num_frames=int(VIDEO_SECONDS * VIDEO_FPS), fps=VIDEO_FPS, events=[ev])
+        )
     dirs = {}
     for name, task in all_tasks().items():
         if names is not None and name not in names:
@@ -81,8 +85,12 @@ def build_fixture_benchmarks(out_dir: str | Path, names: list[str] | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = ArgumentParser(description="Write tiny fixture benchmarks (every public layout) for tests and the CPU quick start.")
-    parser.add_argument("out_dir", type=Path, help="data root to write; each benchmark goes to its default directory below it")
+    parser = ArgumentParser(
+        description="Write tiny fixture benchmarks (every public layout) for tests and the CPU quick start."
+    )
+    parser.add_argument(
+        "out_dir", type=Path, help="data root to write; each benchmark goes to its default directory below it"
+    )
     args = parser.parse_args(argv)
     for name, path in build_fixture_benchmarks(args.out_dir).items():
         print(f"{name}: {path}")

@@ -19,8 +19,12 @@ from eval.tasks.base import MCQ, BenchmarkError, EvalSample, Task, read_jsonl, r
 
 META_FILE = "video_info.meta.jsonl"
 VIDEO_DIRS = ("", "video_chunks", "videos", "video")
-HUB = {"repo_id": "zai-org/LVBench", "repo_type": "dataset", "annotations": META_FILE,
-       "videos": {"repo_id": "lmms-lab/LVBench", "files": "video_chunks/videos_chunk_*.zip (flat <key>.mp4)"}}
+HUB = {
+    "repo_id": "zai-org/LVBench",
+    "repo_type": "dataset",
+    "annotations": META_FILE,
+    "videos": {"repo_id": "lmms-lab/LVBench", "files": "video_chunks/videos_chunk_*.zip (flat <key>.mp4)"},
+}
 
 
 def rewrite_options(question: str) -> str:
@@ -58,7 +62,10 @@ def load_lvbench(root: str | Path, check_videos: bool = True) -> list[EvalSample
             types = qa.get("question_type") or [] if isinstance(qa, dict) else []
             samples.append(
                 EvalSample(
-                    id=str(require(qa, "uid", qwhere)), benchmark="lvbench", kind=MCQ, video=str(video),
+                    id=str(require(qa, "uid", qwhere)),
+                    benchmark="lvbench",
+                    kind=MCQ,
+                    video=str(video),
                     question=rewrite_options(str(require(qa, "question", qwhere))),
                     answer=str(require(qa, "answer", qwhere)).strip().strip("()")[:1],
                     fields={"question_type": [str(t) for t in (types if isinstance(types, list) else [types])]},
@@ -112,8 +119,14 @@ def read_reference(data: Any, path: Path, meta_path: Path | None) -> list[Predic
             if uid not in answers:
                 continue  # questions without a prediction are skipped (reference)
             types = qa.get("question_type") or []
-            preds.append(Prediction(id=uid, response=stored_response(answers[uid]), answer=str(qa.get("answer", ""))[:1],
-                                    fields={"question_type": types if isinstance(types, list) else [types]}))
+            preds.append(
+                Prediction(
+                    id=uid,
+                    response=stored_response(answers[uid]),
+                    answer=str(qa.get("answer", ""))[:1],
+                    fields={"question_type": types if isinstance(types, list) else [types]},
+                )
+            )
     return preds
 
 
@@ -122,15 +135,44 @@ def fixture(directory: Path, src: dict[str, Path]) -> None:
     from tools.files import atomic_write_jsonl
 
     place(src["a"], directory / "a.mp4")
-    atomic_write_jsonl(directory / META_FILE, [
-        {"key": "a", "type": "cartoon", "qa": [
-            {"uid": "101", "question": "What colour is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow", "answer": "A",
-             "question_type": ["entity recognition"], "time_reference": "00:02-00:05"},
-            {"uid": "102", "question": "When does it appear?\n(A) 0-2 s\n(B) 2-5 s\n(C) 5-8 s\n(D) never", "answer": "B",
-             "question_type": ["temporal grounding", "key information retrieval"], "time_reference": "00:02-00:05"},
-        ]},
-    ])
+    atomic_write_jsonl(
+        directory / META_FILE,
+        [
+            {
+                "key": "a",
+                "type": "cartoon",
+                "qa": [
+                    {
+                        "uid": "101",
+                        "question": "What colour is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow",
+                        "answer": "A",
+                        "question_type": ["entity recognition"],
+                        "time_reference": "00:02-00:05",
+                    },
+                    {
+                        "uid": "102",
+                        "question": "When does it appear?\n(A) 0-2 s\n(B) 2-5 s\n(C) 5-8 s\n(D) never",
+                        "answer": "B",
+                        "question_type": ["temporal grounding", "key information retrieval"],
+                        "time_reference": "00:02-00:05",
+                    },
+                ],
+            },
+        ],
+    )
 
 
-TASKS = [Task(name="lvbench", kind=MCQ, directory="lvbench", load=load_lvbench, score=score_lvbench, read_reference=read_reference,
-              fixture=fixture, order=50, hub=HUB, description="LVBench")]
+TASKS = [
+    Task(
+        name="lvbench",
+        kind=MCQ,
+        directory="lvbench",
+        load=load_lvbench,
+        score=score_lvbench,
+        read_reference=read_reference,
+        fixture=fixture,
+        order=50,
+        hub=HUB,
+        description="LVBench",
+    )
+]

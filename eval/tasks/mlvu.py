@@ -24,8 +24,13 @@ PROMPT_HEAD = (
     "Select the best answer to the following multiple-choice question based on the video. "
     "Respond with only the letter (A, B, C, or D) of the correct option.\n"
 )
-HUB = {"repo_id": "MLVU/MLVU_Test", "repo_type": "dataset", "gated": True, "annotations": GT_FILE,
-       "videos": "MLVU_Test/test_video.tar.gz.part-* (a split gzip tar: joined, then unpacked to video/<name>.mp4)"}
+HUB = {
+    "repo_id": "MLVU/MLVU_Test",
+    "repo_type": "dataset",
+    "gated": True,
+    "annotations": GT_FILE,
+    "videos": "MLVU_Test/test_video.tar.gz.part-* (a split gzip tar: joined, then unpacked to video/<name>.mp4)",
+}
 
 
 def load_mlvu(root: str | Path, check_videos: bool = True) -> list[EvalSample]:
@@ -53,8 +58,12 @@ def load_mlvu(root: str | Path, check_videos: bool = True) -> list[EvalSample]:
         task = str(item.get("question_type") or item.get("task_type") or "unknown")
         samples.append(
             EvalSample(
-                id=str(item.get("question_id", i)), benchmark="mlvu", kind=MCQ, video=str(video),
-                question=PROMPT_HEAD + str(require(item, "question", where)) + options, answer=gt,
+                id=str(item.get("question_id", i)),
+                benchmark="mlvu",
+                kind=MCQ,
+                video=str(video),
+                question=PROMPT_HEAD + str(require(item, "question", where)) + options,
+                answer=gt,
                 duration=float(item["duration"]) if item.get("duration") is not None else None,
                 fields={"task": task},
             )
@@ -93,8 +102,15 @@ def read_reference(data: Any, path: Path, meta_path: Path | None = None) -> list
         where = f"{path}:{i + 1}"
         need(r, "response", where)
         gt = r.get("gt_answer")
-        preds.append(reference_prediction(r, where, default_id=i, answer=str(gt) if gt else None,
-                                          fields={"task": r.get("question_type") or r.get("task_type") or "unknown"}))
+        preds.append(
+            reference_prediction(
+                r,
+                where,
+                default_id=i,
+                answer=str(gt) if gt else None,
+                fields={"task": r.get("question_type") or r.get("task_type") or "unknown"},
+            )
+        )
     return preds
 
 
@@ -103,15 +119,52 @@ def fixture(directory: Path, src: dict[str, Path]) -> None:
 
     for key in src:
         place(src[key], directory / VIDEO_DIR / f"{key}.mp4")
-    write_json(directory / GT_FILE, [
-        {"video": "a.mp4", "duration": 8.0, "question": "What colour is the square?", "candidates": ["blue", "red", "green", "yellow"],
-         "answer": "red", "question_type": "plotQA", "question_id": "ml0"},
-        {"video": "b.mp4", "duration": 8.0, "question": "What colour is the square?", "candidates": ["blue", "red", "green", "yellow"],
-         "answer": "blue", "question_type": "plotQA", "question_id": "ml1"},
-        {"video": "b.mp4", "duration": 8.0, "question": "How many squares appear?", "candidates": ["none", "one", "two", "three"],
-         "answer": "one", "question_type": "count", "question_id": "ml2"},
-    ])
+    write_json(
+        directory / GT_FILE,
+        [
+            {
+                "video": "a.mp4",
+                "duration": 8.0,
+                "question": "What colour is the square?",
+                "candidates": ["blue", "red", "green", "yellow"],
+                "answer": "red",
+                "question_type": "plotQA",
+                "question_id": "ml0",
+            },
+            {
+                "video": "b.mp4",
+                "duration": 8.0,
+                "question": "What colour is the square?",
+                "candidates": ["blue", "red", "green", "yellow"],
+                "answer": "blue",
+                "question_type": "plotQA",
+                "question_id": "ml1",
+            },
+            {
+                "video": "b.mp4",
+                "duration": 8.0,
+                "question": "How many squares appear?",
+                "candidates": ["none", "one", "two", "three"],
+                "answer": "one",
+                "question_type": "count",
+                "question_id": "ml2",
+            },
+        ],
+    )
 
 
-TASKS = [Task(name="mlvu", kind=MCQ, directory="mlvu", load=load_mlvu, score=score_mlvu, read_reference=read_reference,
-              prompts=(PROMPT_HEAD,), fixture=fixture, order=30, hub=HUB, description="MLVU test split, multiple choice")]
+TASKS = [
+    Task(
+        name="mlvu",
+        kind=MCQ,
+        directory="mlvu",
+        load=load_mlvu,
+        score=score_mlvu,
+        read_reference=read_reference,
+        prompts=(PROMPT_HEAD,),
+        fixture=fixture,
+        order=30,
+        hub=HUB,
+        description="MLVU test split, multiple choice",
+    )
+]

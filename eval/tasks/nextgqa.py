@@ -6,6 +6,8 @@ Official sources: doc-doc/NExT-GQA ``test.csv``, ``gsub_test.json`` (evidence sp
 
 from eval.tasks.annotations import grounded_qa_task
 
-HUB = {"official": "doc-doc/NExT-GQA test.csv + gsub_test.json + map_vid_vidorID.json; NExT-QA videos",
-       "converted_to": "annotations.jsonl"}
+HUB = {
+    "official": "doc-doc/NExT-GQA test.csv + gsub_test.json + map_vid_vidorID.json; NExT-QA videos",
+    "converted_to": "annotations.jsonl",
+}
 TASKS = [grounded_qa_task("nextgqa", 80, HUB, "NExT-GQA grounded QA")]

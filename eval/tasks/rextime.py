@@ -6,6 +6,8 @@ QVHighlights clips and ActivityNet videos; the official eval takes the GT window
 
 from eval.tasks.annotations import grounded_qa_task
 
-HUB = {"official": "ReXTime val json (question, options, ans, span, vid); QVHighlights + ActivityNet videos",
-       "converted_to": "annotations.jsonl"}
+HUB = {
+    "official": "ReXTime val json (question, options, ans, span, vid); QVHighlights + ActivityNet videos",
+    "converted_to": "annotations.jsonl",
+}
 TASKS = [grounded_qa_task("rextime", 90, HUB, "ReXTime grounded QA (val)")]

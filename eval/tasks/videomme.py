@@ -23,8 +23,12 @@ PARQUET = "videomme/test-00000-of-00001.parquet"
 VIDEO_DIR = "data"
 DURATIONS = ("short", "medium", "long")
 BREAKDOWNS = ("domain", "sub_category", "task_type")
-HUB = {"repo_id": "lmms-lab/Video-MME", "repo_type": "dataset", "annotations": PARQUET,
-       "videos": "videos_chunked_*.zip, each holding data/<videoID>.mp4"}
+HUB = {
+    "repo_id": "lmms-lab/Video-MME",
+    "repo_type": "dataset",
+    "annotations": PARQUET,
+    "videos": "videos_chunked_*.zip, each holding data/<videoID>.mp4",
+}
 
 
 def load_videomme(root: str | Path, check_videos: bool = True) -> list[EvalSample]:
@@ -45,8 +49,12 @@ def load_videomme(root: str | Path, check_videos: bool = True) -> list[EvalSampl
         question = str(require(row, "question", where)) + "".join(f"\n{opt}" for opt in options)
         samples.append(
             EvalSample(
-                id=str(row.get("question_id") or f"{video_id}-{row_no}"), benchmark="videomme", kind=MCQ,
-                video=str(video), question=question, answer=str(require(row, "answer", where)).strip()[:1],
+                id=str(row.get("question_id") or f"{video_id}-{row_no}"),
+                benchmark="videomme",
+                kind=MCQ,
+                video=str(video),
+                question=question,
+                answer=str(require(row, "answer", where)).strip()[:1],
                 fields={
                     "duration": duration,
                     "domain": str(require(row, "domain", where)),
@@ -62,7 +70,10 @@ def score_videomme(preds: list[Prediction], convention: str = "reference") -> tu
     """Accuracy overall, per duration, per domain / sub-category / task type overall and within each duration."""
     out: Metrics = {}
     notes: list[str] = []
-    for variant, extractor, skip in (("ref", extract.videomme_reference_letter, True), ("lmms", extract.videomme_lmms_letter, False)):
+    for variant, extractor, skip in (
+        ("ref", extract.videomme_reference_letter, True),
+        ("lmms", extract.videomme_lmms_letter, False),
+    ):
         groups: dict[str, list[bool]] = defaultdict(list)
         unparsed = 0
         for p in preds:
@@ -100,10 +111,18 @@ def read_reference(data: Any, path: Path, meta_path: Path | None = None) -> list
     for v_no, video in enumerate(videos):
         for q_no, q in enumerate(need(video, "questions", f"{path} video {v_no}")):
             where = f"{path} video {v_no} question {q_no}"
-            fields = {"duration": need(video, "duration", where), "domain": video.get("domain"),
-                      "sub_category": video.get("sub_category"), "task_type": need(q, "task_type", where)}
+            fields = {
+                "duration": need(video, "duration", where),
+                "domain": video.get("domain"),
+                "sub_category": video.get("sub_category"),
+                "task_type": need(q, "task_type", where),
+            }
             need(q, "response", where)
-            preds.append(reference_prediction(q, where, default_id=f"{v_no}-{q_no}", answer=str(need(q, "answer", where))[:1], fields=fields))
+            preds.append(
+                reference_prediction(
+                    q, where, default_id=f"{v_no}-{q_no}", answer=str(need(q, "answer", where))[:1], fields=fields
+                )
+            )
     return preds
 
 
@@ -113,16 +132,63 @@ def fixture(directory: Path, src: dict[str, Path]) -> None:
     for key in src:
         place(src[key], directory / VIDEO_DIR / f"{key}.mp4")
     opts = ["A. red", "B. blue", "C. green", "D. yellow"]
-    write_parquet(directory / PARQUET, [
-        {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Colours", "url": "", "videoID": "a",
-         "question_id": "001-1", "task_type": "Object Recognition", "question": "What colour is the square?", "options": opts, "answer": "A"},
-        {"video_id": "002", "duration": "medium", "domain": "Knowledge", "sub_category": "Colours", "url": "", "videoID": "b",
-         "question_id": "002-1", "task_type": "Object Recognition", "question": "What colour is the square?", "options": opts, "answer": "B"},
-        {"video_id": "002", "duration": "long", "domain": "Sports", "sub_category": "Timing", "url": "", "videoID": "b",
-         "question_id": "002-2", "task_type": "Temporal Perception", "question": "Is the square there at the start?",
-         "options": ["A. yes", "B. no", "C. partly", "D. unknown"], "answer": "B"},
-    ])
+    write_parquet(
+        directory / PARQUET,
+        [
+            {
+                "video_id": "001",
+                "duration": "short",
+                "domain": "Knowledge",
+                "sub_category": "Colours",
+                "url": "",
+                "videoID": "a",
+                "question_id": "001-1",
+                "task_type": "Object Recognition",
+                "question": "What colour is the square?",
+                "options": opts,
+                "answer": "A",
+            },
+            {
+                "video_id": "002",
+                "duration": "medium",
+                "domain": "Knowledge",
+                "sub_category": "Colours",
+                "url": "",
+                "videoID": "b",
+                "question_id": "002-1",
+                "task_type": "Object Recognition",
+                "question": "What colour is the square?",
+                "options": opts,
+                "answer": "B",
+            },
+            {
+                "video_id": "002",
+                "duration": "long",
+                "domain": "Sports",
+                "sub_category": "Timing",
+                "url": "",
+                "videoID": "b",
+                "question_id": "002-2",
+                "task_type": "Temporal Perception",
+                "question": "Is the square there at the start?",
+                "options": ["A. yes", "B. no", "C. partly", "D. unknown"],
+                "answer": "B",
+            },
+        ],
+    )
 
 
-TASKS = [Task(name="videomme", kind=MCQ, directory="videomme", load=load_videomme, score=score_videomme, read_reference=read_reference,
-              fixture=fixture, order=20, hub=HUB, description="Video-MME without subtitles")]
+TASKS = [
+    Task(
+        name="videomme",
+        kind=MCQ,
+        directory="videomme",
+        load=load_videomme,
+        score=score_videomme,
+        read_reference=read_reference,
+        fixture=fixture,
+        order=20,
+        hub=HUB,
+        description="Video-MME without subtitles",
+    )
+]

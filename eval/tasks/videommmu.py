@@ -27,13 +27,21 @@ from tools.files import atomic_write_bytes
 TRACKS = ("Perception", "Comprehension", "Adaptation")
 PARQUET = "{track}/test-00000-of-00001.parquet"
 MAX_OPTIONS = 14  # A-N
-HUB = {"repo_id": "lmms-lab/VideoMMMU", "repo_type": "dataset", "annotations": [PARQUET.format(track=t) for t in TRACKS],
-       "videos": "domain zips (Art.zip ... Science.zip -> <Domain>/<id>.mp4, with __MACOSX/ junk)"}
+HUB = {
+    "repo_id": "lmms-lab/VideoMMMU",
+    "repo_type": "dataset",
+    "annotations": [PARQUET.format(track=t) for t in TRACKS],
+    "videos": "domain zips (Art.zip ... Science.zip -> <Domain>/<id>.mp4, with __MACOSX/ junk)",
+}
 
 
 def _find_video(root: Path, track: str, video_id: str, index: dict[str, Path]) -> Path | None:
     """``{track}/{id}.mp4``, ``videos/{track}/{id}.mp4``, ``videos/{id}.mp4``, else any ``{id}.mp4`` under the root."""
-    for candidate in (root / track / f"{video_id}.mp4", root / "videos" / track / f"{video_id}.mp4", root / "videos" / f"{video_id}.mp4"):
+    for candidate in (
+        root / track / f"{video_id}.mp4",
+        root / "videos" / track / f"{video_id}.mp4",
+        root / "videos" / f"{video_id}.mp4",
+    ):
         if candidate.exists():
             return candidate
     if not index:
@@ -58,7 +66,9 @@ def _image_file(value, where: str, cache_dir: Path) -> str | None:
     raise BenchmarkError(f"{where}: field 'image' must be a path or {{'bytes': ...}}, got {type(value).__name__}")
 
 
-def load_videommmu(root: str | Path, check_videos: bool = True, image_cache_dir: str | Path | None = None) -> list[EvalSample]:
+def load_videommmu(
+    root: str | Path, check_videos: bool = True, image_cache_dir: str | Path | None = None
+) -> list[EvalSample]:
     """Question + "\\nA. opt" lines (A-N); one track per ``fields['track']``; Adaptation adds its image."""
     root = Path(root)
     cache_dir = Path(image_cache_dir) if image_cache_dir else Path(tempfile.gettempdir()) / "videotemp_eval_images"
@@ -87,8 +97,14 @@ def load_videommmu(root: str | Path, check_videos: bool = True, image_cache_dir:
             image = _image_file(row.get("image"), where, cache_dir) if track == "Adaptation" else None
             samples.append(
                 EvalSample(
-                    id=f"{track}/{video_id}", benchmark="videommmu", kind=MCQ, video=str(video), question=question,
-                    answer=str(require(row, "answer", where)).strip()[:1], image=image, fields={"track": track},
+                    id=f"{track}/{video_id}",
+                    benchmark="videommmu",
+                    kind=MCQ,
+                    video=str(video),
+                    question=question,
+                    answer=str(require(row, "answer", where)).strip()[:1],
+                    image=image,
+                    fields={"track": track},
                 )
             )
     return samples
@@ -119,8 +135,13 @@ def read_reference(data: Any, path: Path, meta_path: Path | None = None) -> list
     if not isinstance(data, list):
         raise PredictionFileError(f"{path}: expected JSONL records of the reference's Video-MMMU eval")
     return [
-        reference_prediction(r, f"{path}:{i + 1}", default_id=i, answer=str(need(r, "gt_answer", f"{path}:{i + 1}")),
-                             fields={"track": need(r, "task", f"{path}:{i + 1}")})
+        reference_prediction(
+            r,
+            f"{path}:{i + 1}",
+            default_id=i,
+            answer=str(need(r, "gt_answer", f"{path}:{i + 1}")),
+            fields={"track": need(r, "task", f"{path}:{i + 1}")},
+        )
         for i, r in enumerate(data)
     ]
 
@@ -133,15 +154,43 @@ def fixture(directory: Path, src: dict[str, Path]) -> None:
         question = f"{track}: what colour is the square?"
         if track == "Adaptation":
             question = "Look at <image 1> and the video. What colour is the square?"
-        rows = [{"id": f"{track.lower()}_{key}", "question": question, "options": ["red", "blue", "green"],
-                 "answer": "A" if key == "a" else "B", "question_type": "multiple-choice", "image": None}]
-        rows.append({"id": f"{track.lower()}_{key}", "question": "Describe the video.", "options": [], "answer": "a square",
-                     "question_type": "open", "image": None})
+        rows = [
+            {
+                "id": f"{track.lower()}_{key}",
+                "question": question,
+                "options": ["red", "blue", "green"],
+                "answer": "A" if key == "a" else "B",
+                "question_type": "multiple-choice",
+                "image": None,
+            }
+        ]
+        rows.append(
+            {
+                "id": f"{track.lower()}_{key}",
+                "question": "Describe the video.",
+                "options": [],
+                "answer": "a square",
+                "question_type": "open",
+                "image": None,
+            }
+        )
         if track == "Adaptation":
             for row in rows:
                 row["image"] = {"bytes": png_bytes(), "path": "adaptation.png"}
         write_parquet(directory / PARQUET.format(track=track), rows)
 
 
-TASKS = [Task(name="videommmu", kind=MCQ, directory="videommmu", load=load_videommmu, score=score_videommmu,
-              read_reference=read_reference, fixture=fixture, order=40, hub=HUB, description="Video-MMMU, multiple choice")]
+TASKS = [
+    Task(
+        name="videommmu",
+        kind=MCQ,
+        directory="videommmu",
+        load=load_videommmu,
+        score=score_videommmu,
+        read_reference=read_reference,
+        fixture=fixture,
+        order=40,
+        hub=HUB,
+        description="Video-MMMU, multiple choice",
+    )
+]

@@ -22,8 +22,12 @@ from tools.segments import iou
 DATA_FILE = "data.jsonl"
 DIRECTORY = "videotemp_bench"
 # Download facts as data (data_prep/download.py may read them; nothing here depends on it).
-HUB = {"repo_id": "Kwai-Keye/VideoTemp-Bench", "repo_type": "dataset", "annotations": DATA_FILE,
-       "videos": "webdataset shards (*.tar / *.tar.gz) unpacked at the dataset root"}
+HUB = {
+    "repo_id": "Kwai-Keye/VideoTemp-Bench",
+    "repo_type": "dataset",
+    "annotations": DATA_FILE,
+    "videos": "webdataset shards (*.tar / *.tar.gz) unpacked at the dataset root",
+}
 GROUNDING_PROMPT = (
     "Please find the start and end times of the video segment that contains the answer to the "
     "following question and answer:\n# Question: {stem}\n# Answer: {answer}\n"
@@ -93,9 +97,15 @@ def load_videotemp(root: str | Path, check_videos: bool = True) -> list[EvalSamp
         answer = str(require(item, "answer", where)).strip()
         samples.append(
             EvalSample(
-                id=sample_id, benchmark="videotemp", kind=MCQ, video=video,
-                question=str(require(item, "question", where)), answer=answer[:1] or None,
-                span=span, duration=duration, fields={"bucket": duration_bucket(duration)},
+                id=sample_id,
+                benchmark="videotemp",
+                kind=MCQ,
+                video=video,
+                question=str(require(item, "question", where)),
+                answer=answer[:1] or None,
+                span=span,
+                duration=duration,
+                fields={"bucket": duration_bucket(duration)},
             )
         )
     return samples
@@ -111,9 +121,14 @@ def load_videotemp_grounding(root: str | Path, check_videos: bool = True) -> lis
             raise BenchmarkError(f"{where}: answer {letter!r} is not one of the inline options {sorted(options)}")
         samples.append(
             EvalSample(
-                id=sample_id, benchmark="videotemp_g", kind=GROUNDING, video=video,
+                id=sample_id,
+                benchmark="videotemp_g",
+                kind=GROUNDING,
+                video=video,
                 question=GROUNDING_PROMPT.format(stem=stem, answer=options[letter]),
-                span=span, duration=duration, fields={"bucket": duration_bucket(duration)},
+                span=span,
+                duration=duration,
+                fields={"bucket": duration_bucket(duration)},
             )
         )
     return samples
@@ -158,7 +173,11 @@ def score_videotemp_grounding(preds: list[Prediction], convention: str = "refere
             raise ValueError(f"sample {p.id}: no ground-truth timestamp")
         span = None
         if not p.failed:
-            span = extract.reference_grounding_span(p.response) if convention == "reference" else extract.first_answer_span(p.response)
+            span = (
+                extract.reference_grounding_span(p.response)
+                if convention == "reference"
+                else extract.first_answer_span(p.response)
+            )
         errors += span is None
         value = iou(span, p.span) if span is not None else 0.0
         groups[_bucket(p)].append(value)
@@ -201,20 +220,61 @@ def fixture(directory: Path, src: dict[str, Path]) -> None:
 
     for key in src:
         place(src[key], directory / "videos" / f"{key}.mp4")
-    atomic_write_jsonl(directory / DATA_FILE, [
-        {"id": "vt0", "videos": ["videos/a.mp4"], "question": COLOUR_QUESTION, "answer": "A", "duration": 8.0, "timestamp": [2.0, 5.0]},
-        {"id": "vt1", "videos": ["videos/b.mp4"], "question": COLOUR_QUESTION, "answer": "B", "duration": 8.0, "timestamp": [4.0, 7.0]},
-        {"id": "vt2", "videos": ["videos/a.mp4"], "question": "When does the square appear? A. early B. late", "answer": "A",
-         "duration": 8.0, "timestamp": [[2.0, 5.0]]},
-    ])
+    atomic_write_jsonl(
+        directory / DATA_FILE,
+        [
+            {
+                "id": "vt0",
+                "videos": ["videos/a.mp4"],
+                "question": COLOUR_QUESTION,
+                "answer": "A",
+                "duration": 8.0,
+                "timestamp": [2.0, 5.0],
+            },
+            {
+                "id": "vt1",
+                "videos": ["videos/b.mp4"],
+                "question": COLOUR_QUESTION,
+                "answer": "B",
+                "duration": 8.0,
+                "timestamp": [4.0, 7.0],
+            },
+            {
+                "id": "vt2",
+                "videos": ["videos/a.mp4"],
+                "question": "When does the square appear? A. early B. late",
+                "answer": "A",
+                "duration": 8.0,
+                "timestamp": [[2.0, 5.0]],
+            },
+        ],
+    )
 
 
 TASKS = [
-    Task(name="videotemp", kind=MCQ, directory=DIRECTORY, load=load_videotemp, score=score_videotemp,
-         read_reference=lambda data, path, meta: _read_reference(data, path, meta, grounding=False),
-         fixture=fixture, order=10, hub=HUB, description="VideoTemp-Bench multiple choice"),
-    Task(name="videotemp_g", kind=GROUNDING, directory=DIRECTORY, load=load_videotemp_grounding, score=score_videotemp_grounding,
-         read_reference=lambda data, path, meta: _read_reference(data, path, meta, grounding=True),
-         aliases=("videotemp-g",), prompts=(GROUNDING_PROMPT,), order=11, hub=HUB,
-         description="VideoTemp-Bench grounding (the reference's videotemp-g)"),
+    Task(
+        name="videotemp",
+        kind=MCQ,
+        directory=DIRECTORY,
+        load=load_videotemp,
+        score=score_videotemp,
+        read_reference=lambda data, path, meta: _read_reference(data, path, meta, grounding=False),
+        fixture=fixture,
+        order=10,
+        hub=HUB,
+        description="VideoTemp-Bench multiple choice",
+    ),
+    Task(
+        name="videotemp_g",
+        kind=GROUNDING,
+        directory=DIRECTORY,
+        load=load_videotemp_grounding,
+        score=score_videotemp_grounding,
+        read_reference=lambda data, path, meta: _read_reference(data, path, meta, grounding=True),
+        aliases=("videotemp-g",),
+        prompts=(GROUNDING_PROMPT,),
+        order=11,
+        hub=HUB,
+        description="VideoTemp-Bench grounding (the reference's videotemp-g)",
+    ),
 ]

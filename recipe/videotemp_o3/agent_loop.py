@@ -42,7 +42,14 @@ from verl.utils.rollout_trace import rollout_trace_op
 
 from recipe.videotemp_o3 import verl_hooks
 from recipe.videotemp_o3.clips import cut_clips, frame_cache_counts
-from recipe.videotemp_o3.messages import decode_image, image_blocks, number, prompt_video_path, video_block, video_budget
+from recipe.videotemp_o3.messages import (
+    decode_image,
+    image_blocks,
+    number,
+    prompt_video_path,
+    video_block,
+    video_budget,
+)
 from recipe.videotemp_o3.processor_info import image_factor, image_patch_size, vision_token_ids
 from recipe.videotemp_o3.prompt_cache import DECODE_EXECUTOR, VideoBudget, prompt_video_cache
 from tools import protocol
@@ -66,7 +73,9 @@ class Termination(str, Enum):
     RESPONSE_BUDGET = "response_budget"  # rollout.response_length reached
     CONTEXT_BUDGET = "context_budget"  # rollout.max_model_len reached
     ABORTED = "aborted"  # the server aborted the request
-    TURN_LENGTH = "turn_length"  # RL rules: a turn cut by its token cap ends the episode (ms-swift finish_reason "length")
+    TURN_LENGTH = (
+        "turn_length"  # RL rules: a turn cut by its token cap ends the episode (ms-swift finish_reason "length")
+    )
     MALFORMED = "malformed"  # eval rules: an unreadable tool call, or a turn with neither answer nor tool call
     VISION_TOKEN = "vision_token"  # the model generated a vision special token; the turn is cut before it
 
@@ -183,7 +192,9 @@ class VideoTempAgentLoop(AgentLoopBase):
         self.image_patch_size = image_patch_size(self.processor)
         verl_hooks.install(self.processor)
         self.im_end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
-        self.end_ids = {t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None}
+        self.end_ids = {
+            t for t in (self.im_end_id, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if t is not None
+        }
         self.vision_ids = vision_token_ids(self.tokenizer)
 
     # ---------------------------------------------------------------- run
@@ -328,7 +339,12 @@ class VideoTempAgentLoop(AgentLoopBase):
             return self._terminate(traj, Termination.ANSWER)
         if self.rules.malformed_ends_loop and (turn.tool_call is None or not turn.tool_call.well_formed):
             return self._terminate(traj, Termination.MALFORMED)
-        if self.rules.length_ends_episode and hit_cap and self.max_tokens_per_turn is not None and max_tokens >= self.max_tokens_per_turn:
+        if (
+            self.rules.length_ends_episode
+            and hit_cap
+            and self.max_tokens_per_turn is not None
+            and max_tokens >= self.max_tokens_per_turn
+        ):
             return self._terminate(traj, Termination.TURN_LENGTH)
         if len(traj.response_mask) >= self.response_length:
             return self._terminate(traj, Termination.RESPONSE_BUDGET)
@@ -407,8 +423,8 @@ class VideoTempAgentLoop(AgentLoopBase):
         )
 
     async def _cut_clips(self, traj: Trajectory, call: protocol.ToolCall):
-        from tools.video_clip import ClipSettings
         from tools.frame_cache import shared_frame_cache
+        from tools.video_clip import ClipSettings
 
         settings = ClipSettings(
             fps=self.clip_fps,

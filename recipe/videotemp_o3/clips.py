@@ -11,8 +11,15 @@ _PATH_LOCKS: dict[str, threading.Lock] = {}
 _PATH_LOCKS_GUARD = threading.Lock()
 
 
-def cut_clips(video_path: str, call: protocol.ToolCall, settings: Any, *, duration: float | None, cache: Any,
-              rules: protocol.LoopRules = protocol.RL_RULES):
+def cut_clips(
+    video_path: str,
+    call: protocol.ToolCall,
+    settings: Any,
+    *,
+    duration: float | None,
+    cache: Any,
+    rules: protocol.LoopRules = protocol.RL_RULES,
+):
     """``tools.video_clip.run_clip_call``, one call per video at a time in this process.
 
     The rollouts of a group ask for overlapping ranges of the same video at about the same moment;

@@ -123,7 +123,9 @@ class VideoTempSFTDataset(MultiTurnSFTDataset):
                 if segment == IMAGE_PLACEHOLDER:
                     entry = dict(images[image_offset])
                     entry = {k: v for k, v in entry.items() if _present(v)}
-                    blocks.append({"type": "image", "image": process_image(entry, image_patch_size=self.image_patch_size)})
+                    blocks.append(
+                        {"type": "image", "image": process_image(entry, image_patch_size=self.image_patch_size)}
+                    )
                     image_offset += 1
                 elif segment == VIDEO_PLACEHOLDER:
                     frames, metadata = decode_video_entry(videos[video_offset], self.image_factor)
@@ -147,8 +149,9 @@ class VideoTempSFTDataset(MultiTurnSFTDataset):
         kwargs = {**self.apply_chat_template_kwargs}
         if enable_thinking is not None:
             kwargs["enable_thinking"] = enable_thinking
-        text = apply_chat_template(processor, messages=messages, tools=tools, add_generation_prompt=False,
-                                   tokenize=False, **kwargs)
+        text = apply_chat_template(
+            processor, messages=messages, tools=tools, add_generation_prompt=False, tokenize=False, **kwargs
+        )
         if self.processor is None:
             return dict(self.tokenizer(text, return_tensors="pt", add_special_tokens=False))
         blocks = [b for m in messages if isinstance(m["content"], list) for b in m["content"]]
@@ -158,8 +161,11 @@ class VideoTempSFTDataset(MultiTurnSFTDataset):
         if images:
             call["images"] = images
         if videos:
-            call.update(videos=videos, video_metadata=[b["metadata"] for b in blocks if b.get("type") == "video"],
-                        do_sample_frames=False)
+            call.update(
+                videos=videos,
+                video_metadata=[b["metadata"] for b in blocks if b.get("type") == "video"],
+                do_sample_frames=False,
+            )
         return dict(self.processor(**call))
 
     def _process_single_message(
