@@ -60,7 +60,7 @@ def follow(stream=sys.stdin, out=sys.stdout) -> None:
         summary = console_line(line)
         if summary is not None:
             print(summary, file=out, flush=True)
-        elif "Traceback" in line or "Error" in line:
+        elif ("Traceback" in line or "Error" in line) and "Warning" not in line and "warnings.warn" not in line:
             print(line.rstrip(), file=out, flush=True)
 
 
