@@ -43,6 +43,8 @@ EXPERIMENT="${EXPERIMENT:-sft_qwen2_5_vl_7b}"
 
 # qwen-vl-utils / transformers must not try torchvision's removed reader; decode with decord.
 export FORCE_QWENVL_VIDEO_READER="${FORCE_QWENVL_VIDEO_READER:-decord}"
+# hide verl's "<optional engine> is not available" import warnings here and in every worker it starts
+export PYTHONWARNINGS="$("${PYTHON:-python3}" -m tools.cli pythonwarnings 2>/dev/null || echo "${PYTHONWARNINGS:-}")"
 export PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
 PLATFORM_OVERRIDES=()
 if [[ "${PLATFORM}" == cpu ]]; then

@@ -36,6 +36,8 @@ CHAT_TEMPLATE="${CHAT_TEMPLATE:-$CONFIG_DIR/qwen2_5_vl_chat_template.jinja}"
 PYTHON="${PYTHON:-python3}"
 
 export FORCE_QWENVL_VIDEO_READER="${FORCE_QWENVL_VIDEO_READER:-decord}"
+# hide verl's "<optional engine> is not available" import warnings here and in every worker it starts
+export PYTHONWARNINGS="$("${PYTHON:-python3}" -m tools.cli pythonwarnings 2>/dev/null || echo "${PYTHONWARNINGS:-}")"
 export PYTHONPATH="$REPO_DIR${PYTHONPATH:+:$PYTHONPATH}"
 PLATFORM_ARGS=()
 case "$PLATFORM" in
