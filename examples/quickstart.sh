@@ -10,6 +10,8 @@
 #   MODEL       GPU path: base model id or directory  (Qwen/Qwen2.5-VL-3B-Instruct)
 #   N_GPUS      GPU path: GPUs to use                 (all that nvidia-smi lists)
 #   SKIP_SETUP=1  use the existing .venv as it is
+#   STEER=0     CPU path: let the tiny model sample GRPO turns freely (default 1: vLLM structured outputs keep
+#               them in the protocol's shapes, because a few minutes of SFT on a CPU do not teach the format)
 #
 # CPU path (offline; verl's CPU platform, recipe/videotemp_o3/cpu_platform.py): a tiny random-weight
 # Qwen2.5-VL -> a synthetic video dataset -> prepare_sft / prepare_rl -> SFT with verl's sft_trainer (teaches
@@ -25,7 +27,7 @@ for arg in "$@"; do
   case "$arg" in
     --gpu) MODE=gpu ;;
     --cpu) MODE=cpu ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -89,10 +91,24 @@ if [[ "$MODE" == cpu ]]; then
   step "5/8 GRPO: verl main_ppo, 2 steps from the SFT model (vLLM rollout, FSDP2 actor/ref, recipe reward)"
   export TENSORBOARD_DIR="$OUT/tensorboard/grpo"
   rm -rf "$OUT/ckpt/grpo" "$TENSORBOARD_DIR"
+  AGENT_LOOPS="$REPO/recipe/videotemp_o3/config/agent_loop.yaml"
+  if [[ "${STEER:-1}" == 1 ]]; then
+    # A few minutes of SFT on 2 cores do not teach the tiny model the whole format (see its figures above), and
+    # GRPO would see only zero rewards. So vLLM's structured outputs keep each turn inside the protocol's two
+    # shapes (eval/harness/steered_loop.py); the engine still samples the reasoning, the times and the answer.
+    echo "  NOTE: GRPO turns are steered into the protocol's shapes by vLLM structured outputs (STEER=0: free sampling)"
+    AGENT_LOOPS="$OUT/agent_loop_steered.yaml"
+    "$PY" -c 'import sys, yaml
+entries = yaml.safe_load(open(sys.argv[1]))
+for entry in entries:
+    entry["_target_"] = "eval.harness.steered_loop.ProtocolSteeredAgentLoop"
+open(sys.argv[2], "w").write(yaml.safe_dump(entries, sort_keys=False))' "$REPO/recipe/videotemp_o3/config/agent_loop.yaml" "$AGENT_LOOPS"
+  fi
   set +e
   MODEL="$SFT_MODEL" TRAIN_FILES="$OUT/rl/train.parquet" VAL_FILES="$OUT/rl/train.parquet" PLATFORM=cpu PYTHON="$PY" \
     EXPERIMENT=quickstart_grpo OUTPUT_DIR="$OUT/ckpt/grpo" \
     timeout 1200 bash examples/run_videotemp_o3_grpo.sh trainer.total_training_steps=2 trainer.save_freq=2 \
+    actor_rollout_ref.rollout.agent.agent_loop_config_path="$AGENT_LOOPS" \
     2>&1 | tee "$OUT/grpo.log" | "$PY" examples/plot_reward_curves.py --follow
   GRPO_RC=${PIPESTATUS[0]}; set -e
   [[ $GRPO_RC == 0 ]] || { echo "GRPO failed: see $OUT/grpo.log" >&2; tail -40 "$OUT/grpo.log" >&2; exit 1; }
