@@ -121,10 +121,13 @@ open(sys.argv[2], "w").write(yaml.safe_dump(entries, sort_keys=False))' "$REPO/r
 
   step "7/8 evaluation of the GRPO checkpoint through vLLM (eval/run_all.sh, verl engine) and scores"
   eval "$("$PY" -m recipe.videotemp_o3.cpu_platform)"
+  set +e
   MODEL="$GRPO_MODEL" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=verl PYTHON="$PY" VLLM_CPU_KVCACHE_SPACE=1 \
     bash eval/run_all.sh videotemp videotemp_g charades_sta -- \
-    --max_frames 16 --max_pixels 3136 --min_pixels 3136 --max_new_tokens 256 \
-    --prompt_length 2048 --response_length 1024 --max_model_len 3072 2>&1 | grep -vE "^\(|^(INFO|WARNING|W[0-9]{4})|Triton|UserWarning|warnings.warn"
+    --max-frames 16 --max-pixels 3136 --min-pixels 3136 --max-new-tokens 256 \
+    --prompt-length 2048 --response-length 1024 --max-model-len 3072 2>&1 | grep -vE "pid=[0-9]+\)|^(INFO|WARNING|W[0-9]{4})|Triton|UserWarning|warnings.warn|^[[:space:]]*$"
+  EVAL_RC=${PIPESTATUS[0]}; set -e
+  [[ $EVAL_RC == 0 ]] || { echo "evaluation failed (exit $EVAL_RC)" >&2; exit 1; }
 
   step "8/8 HTML trajectory report"
   "$PY" eval/view.py "$OUT/eval/videotemp.jsonl" -o "$OUT/report.html"
