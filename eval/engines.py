@@ -258,6 +258,16 @@ _WORKER_ENV = (
 )
 
 
+def platform_settings(settings: EvalSettings) -> EvalSettings:
+    """``settings`` as the verl engine runs them here: on verl's CPU platform one vLLM replica on one logical GPU
+    (``recipe/videotemp_o3/config/platform/cpu_grpo.yaml``), so that the settings file says what ran."""
+    from recipe.videotemp_o3 import cpu_platform
+
+    if settings.engine == "verl" and cpu_platform.active():
+        settings.n_gpus_per_node, settings.nnodes, settings.tensor_parallel = 1, 1, 1
+    return settings
+
+
 def _require_gpu() -> None:
     import torch
 
@@ -284,8 +294,8 @@ class VerlEngine(Engine):
 
         self.settings = settings
         self.on_cpu = cpu_platform.active()
-        if self.on_cpu:  # vLLM CPU: one replica, one logical GPU (recipe/videotemp_o3/config/platform/cpu_grpo.yaml)
-            settings.n_gpus_per_node, settings.nnodes, settings.tensor_parallel = 1, 1, 1
+        if self.on_cpu:
+            platform_settings(settings)
         else:
             _require_gpu()
         self._yaml = agent_loop_yaml(settings, out_dir)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.engines import ENGINES, EvalSettings, make_engine, prompt_version
+from eval.engines import ENGINES, EvalSettings, make_engine, platform_settings, prompt_version
 from eval.predictions import (
     CorruptPredictions,
     PredictionFileLocked,
@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace, benchmark: str, revision: str | None = None) -> EvalSettings:
     """The settings of ``benchmark`` in this run (the benchmark's prompt templates enter ``prompt_version``)."""
-    return EvalSettings(
+    settings = EvalSettings(
         benchmark=benchmark,
         model=str(args.model),
         engine=args.engine,
@@ -264,6 +264,7 @@ def settings_from_args(args: argparse.Namespace, benchmark: str, revision: str |
         prompt_version=prompt_version(get_task(benchmark).prompts),
         git_commit=git_commit(),
     )
+    return platform_settings(settings)
 
 
 def failed_record(sample: EvalSample, reason: str) -> dict[str, Any]:

@@ -54,7 +54,7 @@ if [[ "$MODE" == cpu ]]; then
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
   # system memory in use, sampled every second: the peak is printed at the end (the machine has 24 GiB)
   MEM_LOG="$OUT/.memory_used_bytes"
-  ( while :; do awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{print (t-a)*1024}' /proc/meminfo; sleep 1; done ) >"$MEM_LOG" &
+  ( while :; do awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{printf "%d\n", (t-a)*1024}' /proc/meminfo; sleep 1; done ) >"$MEM_LOG" &
   MEM_PID=$!
   trap 'kill $MEM_PID 2>/dev/null || true; rm -f /dev/shm/verl_weights_* 2>/dev/null || true' EXIT
   BUDGET=(--max-frames 16 --min-pixels 3136 --max-pixels 3136)   # 16 frames at 56x56: 32 video tokens per prompt
@@ -114,7 +114,7 @@ open(sys.argv[2], "w").write(yaml.safe_dump(entries, sort_keys=False))' "$REPO/r
   [[ $GRPO_RC == 0 ]] || { echo "GRPO failed: see $OUT/grpo.log" >&2; tail -40 "$OUT/grpo.log" >&2; exit 1; }
   "$PY" examples/plot_reward_curves.py "$TENSORBOARD_DIR" -o "$OUT/reward_curves.png" \
     --title "VideoTemp-o3 GRPO on CPU (tiny model): reward components per step"
-  GRPO_MODEL=$("$PY" -m eval.checkpoint "$OUT/ckpt/grpo")
+  echo "  GRPO checkpoint as a Hugging Face model: $("$PY" -m eval.checkpoint "$OUT/ckpt/grpo")"
 
   step "6/8 synthetic benchmarks in the public layouts"
   "$PY" -m eval.tasks.fixtures "$OUT/bench"
@@ -122,7 +122,7 @@ open(sys.argv[2], "w").write(yaml.safe_dump(entries, sort_keys=False))' "$REPO/r
   step "7/8 evaluation of the GRPO checkpoint through vLLM (eval/run_all.sh, verl engine) and scores"
   eval "$("$PY" -m recipe.videotemp_o3.cpu_platform)"
   set +e
-  MODEL="$GRPO_MODEL" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=verl PYTHON="$PY" VLLM_CPU_KVCACHE_SPACE=1 \
+  MODEL="$OUT/ckpt/grpo" DATA_ROOT="$OUT/bench" OUT_DIR="$OUT/eval" ENGINE=verl PYTHON="$PY" VLLM_CPU_KVCACHE_SPACE=1 \
     bash eval/run_all.sh videotemp videotemp_g charades_sta -- \
     --max-frames 16 --max-pixels 3136 --min-pixels 3136 --max-new-tokens 256 \
     --prompt-length 2048 --response-length 1024 --max-model-len 3072 2>&1 | grep -vE "pid=[0-9]+\)|^(INFO|WARNING|W[0-9]{4})|Triton|UserWarning|warnings.warn|^[[:space:]]*$"
