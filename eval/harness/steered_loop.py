@@ -19,7 +19,7 @@ from typing import Any
 from recipe.videotemp_o3.agent_loop import VideoTempAgentLoop
 from tools.protocol import TOOL_NAME
 
-_NUMBER = r"[0-9]{1,3}(\.[0-9])?"
+_NUMBER = r"(0|[1-9][0-9]{0,2})(\.[0-9])?"  # a JSON number: no leading zeros
 PROTOCOL_REGEX = (
     r"<think>[A-Za-z0-9 ,.]{1,80}</think>("
     rf'<tool_call>\{{"name": "{TOOL_NAME}", "arguments": \[\{{"start_time": {_NUMBER}, "end_time": {_NUMBER}\}}\]\}}</tool_call>'
