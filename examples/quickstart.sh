@@ -54,7 +54,7 @@ if [[ "$MODE" == cpu ]]; then
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
   # system memory in use, sampled every second: the peak is printed at the end (the machine has 24 GiB)
   MEM_LOG="$OUT/.memory_used_bytes"
-  ( while :; do awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{printf "%d\n", (t-a)*1024}' /proc/meminfo; sleep 1; done ) >"$MEM_LOG" &
+  ( while :; do awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{printf "%.0f\n", (t-a)*1024}' /proc/meminfo; sleep 1; done ) >"$MEM_LOG" &
   MEM_PID=$!
   trap 'kill $MEM_PID 2>/dev/null || true; rm -f /dev/shm/verl_weights_* 2>/dev/null || true' EXIT
   BUDGET=(--max-frames 16 --min-pixels 3136 --max-pixels 3136)   # 16 frames at 56x56: 32 video tokens per prompt
