@@ -168,18 +168,31 @@ def read_settings(path: Path) -> dict[str, Any] | None:
     return obj
 
 
-def check_settings(path: Path, settings: dict[str, Any], force: bool) -> None:
-    """Refuse to resume ``path`` if its settings file differs in a :data:`RESUME_KEYS` value (unless ``force``)."""
+def check_settings(path: Path, settings: dict[str, Any], force: bool) -> list[str]:
+    """Refuse to resume ``path`` if its settings file differs in a :data:`RESUME_KEYS` value (unless ``force``).
+
+    Returns the differences that ``force`` lets through (empty when the settings agree).
+    """
     old = read_settings(path)
-    if old is None or force:
-        return
+    if old is None:
+        return []
     diffs = [
         f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in RESUME_KEYS if k in old and old.get(k) != settings.get(k)
     ]
-    if diffs:
+    if diffs and not force:
         raise SettingsMismatch(
             f"{path} was written with other settings ({'; '.join(diffs)}); use another --output-dir, or --force to append anyway"
         )
+    return diffs
+
+
+def with_earlier_settings(record: dict[str, Any], old: dict[str, Any] | None, appended_over: bool) -> dict[str, Any]:
+    """``record`` with the settings of the predictions a ``--force`` run appended over (``earlier_settings``, oldest
+    first), kept through later resumes, so that a file with mixed settings says so."""
+    earlier = list((old or {}).get("earlier_settings") or [])
+    if appended_over and old:
+        earlier.append({k: v for k, v in old.items() if k != "earlier_settings"})
+    return {**record, "earlier_settings": earlier} if earlier else record
 
 
 class PredictionWriter:

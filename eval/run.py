@@ -31,9 +31,11 @@ from eval.predictions import (
     check_settings,
     done_ids,
     predictions_path,
+    read_settings,
     remove_stale_partials,
     repair_and_read,
     settings_path,
+    with_earlier_settings,
     write_json_atomic,
 )
 from eval.scoring.extract import reference_response
@@ -351,22 +353,27 @@ def _prepare(args: argparse.Namespace, name: str, revision: str | None, model_so
     out = predictions_path(args.output_dir, name, args.shard)
     writer = PredictionWriter(out)  # the lock: a second run on this file stops here
     try:
-        check_settings(out, settings.to_dict(), args.force)
+        earlier = read_settings(out)
+        mixed = check_settings(out, settings.to_dict(), args.force)
+        if mixed:
+            print(
+                f"[run] {name}: --force: appending to {out} with other settings ({'; '.join(mixed)}); "
+                "the earlier settings stay in its settings file (earlier_settings)",
+                file=sys.stderr,
+            )
         lines: list[int] = []
         records = repair_and_read(out, lines=lines)
         done = done_ids(out, records, lines)
         todo = [s for s in samples if s.id not in done]
         # model_source: what the user pointed at (a hub id or training checkpoint, recorded next to the resolved dir)
-        write_json_atomic(
-            settings_path(out),
-            {
-                **settings.to_dict(),
-                "data_dir": str(data_dir.resolve()),
-                "model_source": model_source,
-                "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None,
-                "n_selected": len(samples),
-            },
-        )
+        record = {
+            **settings.to_dict(),
+            "data_dir": str(data_dir.resolve()),
+            "model_source": model_source,
+            "shard": f"{args.shard[0]}/{args.shard[1]}" if args.shard else None,
+            "n_selected": len(samples),
+        }
+        write_json_atomic(settings_path(out), with_earlier_settings(record, earlier, bool(mixed)))
     except BaseException:
         writer.close()
         raise

@@ -104,7 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"## {benchmark}: {input_file} ({fmt} format, {args.convention} extraction)\n")
     if settings is not None:
-        print("settings: " + ", ".join(f"{k}={settings[k]}" for k in sorted(settings)) + "\n")
+        earlier = settings.get("earlier_settings") or []
+        shown = {k: v for k, v in settings.items() if k != "earlier_settings"}
+        print("settings: " + ", ".join(f"{k}={shown[k]}" for k in sorted(shown)))
+        if earlier:
+            print(
+                f"warning: the predictions mix settings: --force appended over {len(earlier)} earlier setting(s), "
+                f"kept as earlier_settings in {settings_path(input_file)}"
+            )
+        print()
     else:
         print("settings: unknown (no settings file beside the predictions)\n")
     print(markdown_table(_shown(metrics, benchmark, args.video_duration_type)))

@@ -156,6 +156,13 @@ async def test_resume_after_partial_last_line_equals_uninterrupted(workspace):
     assert "temperature: 0.1 -> 0.7" in status["videomme"]
     await run_inproc(workspace, "videomme", resumed, "--temperature", "0.7", "--force")
     assert (resumed / "videomme.jsonl").read_bytes() == reference
+    # the settings file says the predictions mix settings: the new ones, and the ones --force appended over
+    settings = json.loads((resumed / "videomme.settings.json").read_text())
+    assert settings["temperature"] == 0.7
+    assert [s["temperature"] for s in settings["earlier_settings"]] == [0.1]
+    await run_inproc(workspace, "videomme", resumed, "--temperature", "0.7")  # a later resume keeps that record
+    settings = json.loads((resumed / "videomme.settings.json").read_text())
+    assert [s["temperature"] for s in settings["earlier_settings"]] == [0.1]
 
 
 async def test_kill9_mid_run_then_resume_equals_uninterrupted(workspace):
