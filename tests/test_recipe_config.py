@@ -228,13 +228,31 @@ def test_multinode_script_dry_run(tmp_path):
 
 def test_agent_name_in_yaml_configs_is_the_protocol_constant():
     """The yaml configs spell the agent name out; it must be ``tools.protocol.AGENT_NAME``, the loop's registry key."""
-    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
-
-    import recipe.videotemp_o3.agent_loop  # noqa: F401  (registers the loop)
 
     assert protocol.AGENT_NAME == "videotemp_agent"
     grpo = yaml.safe_load((CONFIG_DIR / "videotemp_o3_grpo.yaml").read_text())
     assert grpo["actor_rollout_ref"]["rollout"]["agent"]["default_agent_loop"] == protocol.AGENT_NAME
     entries = yaml.safe_load((CONFIG_DIR / "agent_loop.yaml").read_text())
     assert [e["name"] for e in entries] == [protocol.AGENT_NAME]
-    assert protocol.AGENT_NAME in _agent_loop_registry
+
+
+def test_importing_the_loop_keeps_the_yaml_entry():
+    """verl registers the yaml entries at worker start and imports the loop at the first trajectory: the import must
+    not replace the entry (and its settings) for every later trajectory, as a ``@register`` decorator would."""
+    import importlib
+
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+
+    import recipe.videotemp_o3.agent_loop as agent_loop
+
+    entry = {"_target_": "eval.harness.steered_loop.ProtocolSteeredAgentLoop", "max_tokens_per_turn": 7}
+    saved = _agent_loop_registry.get(protocol.AGENT_NAME)
+    _agent_loop_registry[protocol.AGENT_NAME] = entry
+    try:
+        importlib.reload(agent_loop)
+        assert _agent_loop_registry[protocol.AGENT_NAME] is entry
+    finally:
+        if saved is None:
+            _agent_loop_registry.pop(protocol.AGENT_NAME, None)
+        else:
+            _agent_loop_registry[protocol.AGENT_NAME] = saved

@@ -37,7 +37,7 @@ from enum import Enum
 from typing import Any
 from uuid import uuid4
 
-from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput
 from verl.utils.rollout_trace import rollout_trace_op
 
 from recipe.videotemp_o3 import verl_hooks
@@ -125,7 +125,10 @@ class Trajectory:
 # --------------------------------------------------------------------------------------------
 
 
-@register(protocol.AGENT_NAME)
+# Registered by its agent-loop yaml entry (config/agent_loop.yaml; eval writes its own), never by verl's
+# ``@register`` decorator: verl loads the yaml entries when a worker starts and only then imports this module (at
+# the first trajectory), so a decorator would replace the entry, and the settings it carries (per-turn token cap,
+# loop rules, eval seeding), for every later trajectory.
 class VideoTempAgentLoop(AgentLoopBase):
     """Multi-turn "thinking with videos" loop with the ``get_video_clip_frame`` tool.
 
