@@ -84,6 +84,7 @@ if [[ "$MODE" == cpu ]]; then
   grep -oE "step:[0-9]+ - .*train/loss:[0-9.e-]+" "$OUT/sft.log" | sed -E 's/^step:([0-9]+) - .*train\/loss:([0-9.e-]+).*/  SFT step \1: loss \2/' \
     | awk 'NR==1 || NR%20==0' || true
   SFT_MODEL=$("$PY" -m eval.checkpoint "$OUT/ckpt/sft")
+  echo "  SFT checkpoint as a Hugging Face model: $SFT_MODEL"
   echo "  does the SFT model emit the protocol's format? (rollouts through VideoTempAgentLoop, real clip tool)"
   "$PY" examples/measure_format.py --model "$SFT_MODEL" --data "$OUT/rl/train.parquet" --prompts 8 --samples 2 \
     --json "$OUT/sft_format.json" 2>&1 | grep -vE "Warning|warn\(" | tail -12

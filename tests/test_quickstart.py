@@ -38,7 +38,8 @@ def test_quickstart_cpu_path(tmp_path):
     # SFT with verl's trainer wrote a checkpoint; GRPO started from it (main_ppo's model path is the merged SFT model)
     assert (out / "ckpt/sft/latest_checkpointed_iteration.txt").is_file()
     grpo_log = (out / "grpo.log").read_text()
-    assert re.search(r"actor_rollout_ref\.model\.path=\S*ckpt/sft", grpo_log)
+    sft_model = re.search(r"SFT checkpoint as a Hugging Face model: (\S+)", log).group(1)
+    assert f"actor_rollout_ref.model.path={sft_model}" in grpo_log
 
     # two GRPO steps, each with its reward components, on the console and in TensorBoard, plotted to a PNG
     for step in (1, 2):
