@@ -258,6 +258,22 @@ _WORKER_ENV = (
 )
 
 
+def ray_init_from_config(config, extra_env: Sequence[str] = (), **kwargs: Any) -> None:
+    """``ray.init`` (unless Ray is up) with the config's ``ray_kwargs.ray_init`` (on CPU: logical GPU slots and the
+    platform's env vars) plus the caller's :data:`_WORKER_ENV` (and ``extra_env``) variables in every worker."""
+    import ray
+    from omegaconf import OmegaConf
+
+    if ray.is_initialized():
+        return
+    init = OmegaConf.to_container(config.ray_kwargs.ray_init, resolve=True)
+    init = {k: v for k, v in init.items() if v is not None}
+    env = dict((init.pop("runtime_env", None) or {}).get("env_vars") or {})
+    env.update({k: v for k, v in os.environ.items() if k in (*_WORKER_ENV, *extra_env)})
+    env.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
+    ray.init(runtime_env={"env_vars": env}, **init, **kwargs)
+
+
 def platform_settings(settings: EvalSettings) -> EvalSettings:
     """``settings`` as the verl engine runs them here: on verl's CPU platform one vLLM replica on one logical GPU
     (``recipe/videotemp_o3/config/platform/cpu_grpo.yaml``), so that the settings file says what ran."""
@@ -321,19 +337,10 @@ class VerlEngine(Engine):
         self._reader = SimpleNamespace(tokenizer=hf_tokenizer(settings.model))
 
     async def start(self) -> None:
-        import ray
         from verl.experimental.agent_loop.agent_loop import AgentLoopManager
         from verl.workers.rollout.llm_server import LLMServerManager
 
-        if not ray.is_initialized():
-            from omegaconf import OmegaConf
-
-            init = OmegaConf.to_container(self.config.ray_kwargs.ray_init, resolve=True)
-            init = {k: v for k, v in init.items() if v is not None}
-            env = dict((init.pop("runtime_env", None) or {}).get("env_vars") or {})
-            env.update({k: v for k, v in os.environ.items() if k in _WORKER_ENV})
-            env.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
-            ray.init(runtime_env={"env_vars": env}, address=os.environ.get("RAY_ADDRESS"), **init)
+        ray_init_from_config(self.config, address=os.environ.get("RAY_ADDRESS"))
         self.servers = await LLMServerManager.create(config=self.config, worker_group=None)
         self.manager = await AgentLoopManager.create(
             config=self.config, llm_client=self.servers.get_client(), reward_loop_worker_handles=None

@@ -7,18 +7,12 @@ clips), mRoPE position ids (4, L).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from vllm_helpers import run_script_for_json
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
 # actor in float32 vs a float32 transformers forward of the same ids: only the order of float ops differs
 # (measured <= 1e-6); anything misaligned (a video, a position, a mask shifted by one) moves log-probs by
 # far more than this
@@ -30,25 +24,7 @@ REF_TOL = 0.1
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("fsdp_actor")
-    out = work / "out.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "FORCE_QWENVL_VIDEO_READER": "decord",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-    }
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "fsdp_actor_run.py"), str(out), str(work)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return json.loads(out.read_text())
+    return run_script_for_json("fsdp_actor_run.py", tmp_path_factory.mktemp("fsdp_actor"), timeout=600)
 
 
 @pytest.mark.timeout(700)

@@ -11,43 +11,20 @@ would end ~1 trajectory in 2 runs early); the comparison masks them the same way
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from vllm_helpers import run_script_for_json
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
 LOGPROB_TOL = 1e-2  # vLLM fp32 vs transformers fp32: measured <= 0.004 (op order, SDPA vs vLLM CPU attention)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("vllm_rollout")
-    out = work / "out.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "FORCE_QWENVL_VIDEO_READER": "decord",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-    }
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "vllm_rollout_run.py"), str(out), str(work)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=840,
+    return run_script_for_json(
+        "vllm_rollout_run.py", tmp_path_factory.mktemp("vllm_rollout"), timeout=840, VLLM_CPU_KVCACHE_SPACE="1"
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return json.loads(out.read_text())
 
 
 @pytest.mark.timeout(900)

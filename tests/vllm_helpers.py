@@ -29,18 +29,31 @@ from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
-# what every Ray worker needs of this process's environment
-_WORKER_ENV = (
-    "FORCE_QWENVL_VIDEO_READER",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "PYTHONPATH",
-    "VERL_USE_EXTERNAL_MODULES",
-    "VERL_PLATFORM",
-    "VERL_ENGINE_DEVICE",
-    "VLLM_CPU_KVCACHE_SPACE",
-    "VIDEOTEMP_VLLM_PROBE",
-)
+
+def run_script_for_json(script: str, work: Path, timeout: float, **env: str) -> Any:
+    """Run ``tests/<script> OUT.json WORK`` in its own process (offline, this checkout first on the path) and
+    return the JSON it wrote; a failure shows the end of its output."""
+    import json
+    import subprocess
+
+    out = work / "out.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / script), str(out), str(work)],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "FORCE_QWENVL_VIDEO_READER": "decord",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return json.loads(out.read_text())
 
 
 def select_cpu_platform(extra_modules: Sequence[str] = ()) -> None:
@@ -80,17 +93,10 @@ def server_config(model_dir: str | os.PathLike, overrides: Sequence[str] = ()):
 
 
 def ray_init(config) -> None:
-    """``ray.init`` with the config's ``ray_kwargs.ray_init`` (logical GPU, CPU-platform env in every worker)."""
-    import ray
-    from omegaconf import OmegaConf
+    """The eval engine's ``ray.init`` from the config, with the benchmark probe's switch in every worker too."""
+    from eval.engines import ray_init_from_config
 
-    if ray.is_initialized():
-        return
-    init = OmegaConf.to_container(config.ray_kwargs.ray_init, resolve=True)
-    init = {k: v for k, v in init.items() if v is not None}
-    env = dict((init.pop("runtime_env", None) or {}).get("env_vars") or {})
-    env.update({k: v for k, v in os.environ.items() if k in _WORKER_ENV})
-    ray.init(runtime_env={"env_vars": env}, include_dashboard=False, **init)
+    ray_init_from_config(config, extra_env=("VIDEOTEMP_VLLM_PROBE",), include_dashboard=False)
 
 
 async def start_servers(config):
