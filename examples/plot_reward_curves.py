@@ -38,20 +38,35 @@ def read_curves(tb_dir: Path, components=COMPONENTS) -> dict[str, list[tuple[int
     return {c: sorted(points.items()) for c, points in curves.items() if points}
 
 
-def console_line(line: str, components=COMPONENTS) -> str | None:
-    """The reward components of one verl console ``step:N - key:value - ...`` line, or None for other lines."""
+_NUMBER = re.compile(r"\s*(?:np\.\w+\()?(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\)?\s*")  # 0.5, 1e-05, np.int32(6)
+
+
+def parse_step_line(line: str) -> tuple[int, dict[str, float]] | None:
+    """``(step, {metric: value})`` of one verl console ``step:N - key:value - ...`` line (numeric values only),
+    or None for any other line."""
     match = re.search(r"\bstep:(\d+) - (.*)", line)
     if not match:
         return None
-    values = dict(item.partition(":")[::2] for item in match.group(2).split(" - "))
+    values = {}
+    for item in match.group(2).split(" - "):
+        key, _, value = item.partition(":")
+        number = _NUMBER.fullmatch(value)
+        if number:
+            values[key.strip()] = float(number.group(1))
+    return int(match.group(1)), values
+
+
+def console_line(line: str, components=COMPONENTS) -> str | None:
+    """The reward components of one verl console step line, as one short line, or None for other lines."""
+    parsed = parse_step_line(line)
+    if parsed is None:
+        return None
+    step, values = parsed
     parts = [
-        f"{c} {float(values[f'training/reward/{c}/mean']):.3f}"
-        for c in components
-        if f"training/reward/{c}/mean" in values
+        f"{c} {values[f'training/reward/{c}/mean']:.3f}" for c in components if f"training/reward/{c}/mean" in values
     ]
-    step_s = values.get("timing_s/step")
-    timing = f"  ({float(step_s):.1f} s)" if step_s else ""
-    return f"step {match.group(1)}: " + "  ".join(parts) + timing
+    timing = f"  ({values['timing_s/step']:.1f} s)" if "timing_s/step" in values else ""
+    return f"step {step}: " + "  ".join(parts) + timing
 
 
 def follow(stream=sys.stdin, out=sys.stdout) -> None:

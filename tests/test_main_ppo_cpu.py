@@ -7,6 +7,7 @@ per-step curves, a checkpoint, then a second run that resumes from it.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import re
 import signal
@@ -40,17 +41,11 @@ def _run(cmd: list[str], env: dict[str, str], log: Path, timeout: float) -> subp
 
 
 def _step_metrics(log: str) -> dict[int, dict[str, float]]:
-    """``step:N - key:value - ...`` console lines of verl's tracker, by step."""
-    steps: dict[int, dict[str, float]] = {}
-    for match in re.finditer(r"step:(\d+) - (.*)", log):
-        values = {}
-        for item in match.group(2).split(" - "):
-            key, _, value = item.partition(":")
-            number = re.fullmatch(r"\s*(?:np\.\w+\()?(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)\)?\s*", value)
-            if number:
-                values[key.strip()] = float(number.group(1))
-        steps[int(match.group(1))] = values
-    return steps
+    """verl's console ``step:N - key:value - ...`` lines, by step (the quick start's parser)."""
+    spec = importlib.util.spec_from_file_location("plot_reward_curves", REPO / "examples/plot_reward_curves.py")
+    plot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plot)
+    return dict(filter(None, map(plot.parse_step_line, log.splitlines())))
 
 
 @pytest.fixture(scope="module")
